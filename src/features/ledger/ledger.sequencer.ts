@@ -1,0 +1,67 @@
+// Appends queued leaves to the log. One transaction per batch: lock the head, move up to
+// `limit` queue rows into ledger_leaves (fixing their order), insert every perfect node
+// the batch completes, move the head. A crash anywhere leaves all of it or none of it,
+// and the queue rows stay queued until the batch that appends them commits.
+import type { Db, Queryable } from '../../platform/db/index.js';
+import { leafContentOfAuditRow, leafHashOfContent } from './ledger.content.js';
+import { queuedLeavesWithoutHash, setQueuedLeafHashes } from './ledger.leaves.queries.js';
+import { insertNodes, lockHead, moveQueuedLeaves, updateHead } from './ledger.queries.js';
+import { newNodesForAppend } from './merkle/index.js';
+
+/** Leaves per transaction: large enough to amortize round trips, small enough to stay short. */
+export const SEQUENCE_BATCH = 5_000;
+
+export interface SequenceResult {
+  appended: number;
+  size: number;
+}
+
+/**
+ * Leaves queued by SQL-recorded audit rows carry no hash yet: hash them from the stored
+ * rows (the same content exports and integrity checks rebuild), before they are appended.
+ * A row deleted before sequencing gets the hash of a tombstone naming it, so the log
+ * keeps its place and the integrity check reports it.
+ */
+async function hashPendingLeaves(tx: Queryable, limit: number): Promise<void> {
+  const pending = await queuedLeavesWithoutHash(tx, limit);
+  if (pending.length === 0) return;
+  await setQueuedLeafHashes(
+    tx,
+    pending.map((p) => p.seq),
+    pending.map((p) => leafHashOfContent(p.audit ? leafContentOfAuditRow(p.audit) : { v: 1, kind: 'missing', ref_id: p.ref_id })),
+  );
+}
+
+export async function sequenceBatch(db: Db, limit = SEQUENCE_BATCH): Promise<SequenceResult> {
+  return db.transaction(async (tx) => {
+    const head = await lockHead(tx);
+    await hashPendingLeaves(tx, limit);
+    const leaves = await moveQueuedLeaves(tx, head.size, limit);
+    if (leaves.length === 0) return { appended: 0, size: head.size };
+    const last = leaves[leaves.length - 1]!;
+    if (leaves[0]!.idx !== head.size || last.idx !== head.size + leaves.length - 1) {
+      throw new Error('ledger sequencer: appended indexes are not contiguous with the head');
+    }
+    const result = newNodesForAppend(
+      head.frontier,
+      head.size,
+      leaves.map((l) => l.leaf_hash),
+    );
+    await insertNodes(tx, result.nodes);
+    await updateHead(tx, result.size, result.frontier);
+    return { appended: leaves.length, size: result.size };
+  });
+}
+
+/** Sequences until the queue is empty (or `maxBatches` ran); returns leaves appended. */
+export async function sequenceAll(db: Db, opts: { limit?: number; maxBatches?: number } = {}): Promise<SequenceResult> {
+  let appended = 0;
+  let size = 0;
+  for (let i = 0; i < (opts.maxBatches ?? Number.POSITIVE_INFINITY); i++) {
+    const r = await sequenceBatch(db, opts.limit);
+    appended += r.appended;
+    size = r.size;
+    if (r.appended < (opts.limit ?? SEQUENCE_BATCH)) break;
+  }
+  return { appended, size };
+}

@@ -1,0 +1,41 @@
+export { EMPTY_ROOT, HASH_SIZE, canonicalLeafBytes, hashEquals, leafHash, nodeHash } from './hash.js';
+export {
+  assembleProof,
+  consistencyProofPlan,
+  frontierNodeIds,
+  inclusionProofPlan,
+  newNodesForAppend,
+  nodeKey,
+  rangeNodeIds,
+  rootFromFrontier,
+  splitPoint,
+  type AppendResult,
+  type NodeId,
+  type ProofPlan,
+  type StoredNode,
+} from './tree.js';
+export { RootBuilder, rootFromLeafHashes, verifyConsistency, verifyInclusion } from './verify.js';
+export { MemoryTree, refConsistencyProof, refInclusionProof, rootOfRange } from './reference.js';
+export {
+  ALG_ED25519,
+  CheckpointError,
+  computeKeyId,
+  formatCheckpointBody,
+  formatVerifierKey,
+  generateSigner,
+  isValidKeyName,
+  parseCheckpoint,
+  parseNote,
+  parseVerifierKey,
+  signCheckpoint,
+  signNote,
+  signerFromSeed,
+  verifyCheckpoint,
+  type Checkpoint,
+  type CheckpointErrorCode,
+  type NoteSignature,
+  type NoteSigner,
+  type NoteVerifier,
+  type ParsedCheckpoint,
+  type VerifyCheckpointResult,
+} from './checkpoint.js';
