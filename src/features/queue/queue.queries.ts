@@ -1,0 +1,489 @@
+// The queue's write path: every statement that moves a job between states. The hot
+// transitions (enqueue, claim, start, complete) are each one statement that also records
+// their audit events (auditCtes), so an agent's call is a single round trip; batches use
+// unnest/jsonb_to_recordset so 50 jobs cost one statement, not 50.
+import type { Queryable } from '../../platform/db/index.js';
+import { auditCtes, auditParams, type AuditActor } from '../audit/audit.queries.js';
+import type { FinalState, JobRow } from './queue.model.js';
+
+/** Column order of `jobs` and `job_history` (migrations/0005_queue.sql). */
+const COLUMNS = [
+  'id',
+  'org_id',
+  'pool_id',
+  'project_id',
+  'run_id',
+  'step_key',
+  'name',
+  'priority',
+  'seq',
+  'state',
+  'required_tags',
+  'payload',
+  'timeout_seconds',
+  'max_attempts',
+  'retry',
+  'attempt',
+  'attempts_before_redrive',
+  'created_by',
+  'created_at',
+  'run_at',
+  'queued_at',
+  'agent_id',
+  'lease_token',
+  'lease_expires_at',
+  'claimed_at',
+  'started_at',
+  'cancel_requested_at',
+  'last_failure',
+  'finished_at',
+  'exit_status',
+  'failure_reason',
+  'outputs',
+  'updated_at',
+] as const;
+type Column = (typeof COLUMNS)[number];
+
+/** `SELECT` list copying a row from `source`, with some columns replaced by expressions. */
+function copyColumns(source: string, overrides: Partial<Record<Column, string>>): string {
+  return COLUMNS.map((c) => overrides[c] ?? `${source}.${c}`).join(', ');
+}
+
+const WITH_POOL_NAME = '(SELECT name FROM pools p WHERE p.id = j.pool_id) AS pool_name';
+
+export interface NewJob {
+  id: string;
+  org_id: string;
+  pool_id: string;
+  project_id: string | null;
+  run_id: string | null;
+  step_key: string | null;
+  name: string;
+  priority: number;
+  state: 'scheduled' | 'queued' | 'blocked';
+  required_tags: string[];
+  payload: unknown;
+  timeout_seconds: number;
+  max_attempts: number;
+  retry: unknown;
+  created_by: string;
+  run_at: string;
+}
+
+/** What the audit trail keeps of a new job: everything but env values (keys only). */
+const ENQUEUE_PAYLOAD = `jsonb_build_object(
+  'name', s.name, 'pool_id', s.pool_id, 'priority', s.priority, 'state', s.state, 'run_at', s.run_at,
+  'tags', to_jsonb(s.required_tags), 'commands', s.payload->'commands', 'artifacts', s.payload->'artifacts',
+  'env_keys', (SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb) FROM jsonb_object_keys(s.payload->'env') AS k),
+  'timeout_seconds', s.timeout_seconds, 'max_attempts', s.max_attempts, 'retry', s.retry,
+  'run_id', s.run_id, 'step_key', s.step_key)`;
+
+export async function insertJobs(tx: Queryable, actor: AuditActor, jobs: readonly NewJob[]): Promise<JobRow[]> {
+  if (jobs.length === 0) return [];
+  // `ord` keeps the batch's order, so FIFO within a priority follows the request.
+  const { rows } = await tx.query<JobRow>(
+    `WITH inserted AS (
+       INSERT INTO jobs (id, org_id, pool_id, project_id, run_id, step_key, name, priority, state, required_tags,
+                         payload, timeout_seconds, max_attempts, retry, created_by, run_at, queued_at)
+       SELECT id, org_id, pool_id, project_id, run_id, step_key, name, priority, state, required_tags,
+              payload, timeout_seconds, max_attempts, retry, created_by, run_at,
+              CASE WHEN state = 'queued' THEN now() END
+         FROM jsonb_to_recordset($1::jsonb) AS x(
+              ord int, id uuid, org_id uuid, pool_id uuid, project_id uuid, run_id uuid, step_key text, name text,
+              priority smallint, state text, required_tags text[], payload jsonb, timeout_seconds int,
+              max_attempts int, retry jsonb, created_by text, run_at timestamptz)
+        ORDER BY ord
+       RETURNING *),
+     ${auditCtes({ source: 'inserted', action: "'job.' || s.state", resourceType: 'job', payload: ENQUEUE_PAYLOAD, firstParam: 2 })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM inserted j`,
+    [JSON.stringify(jobs.map((job, ord) => ({ ord, ...job }))), ...auditParams(actor)],
+  );
+  return rows.sort((a, b) => a.seq - b.seq);
+}
+
+/** Claims the idempotency keys that are new; returns the keys that were taken before. */
+export async function claimIdempotencyKeys(
+  tx: Queryable,
+  orgId: string,
+  keys: readonly { key: string; jobId: string; requestHash: Buffer }[],
+): Promise<Set<string>> {
+  if (keys.length === 0) return new Set();
+  const { rows } = await tx.query<{ key: string }>(
+    `INSERT INTO job_idempotency_keys (org_id, key, job_id, request_hash)
+     SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::bytea[])
+     ON CONFLICT (org_id, key) DO NOTHING RETURNING key`,
+    [orgId, keys.map((k) => k.key), keys.map((k) => k.jobId), keys.map((k) => k.requestHash)],
+  );
+  const fresh = new Set(rows.map((r) => r.key));
+  return new Set(keys.map((k) => k.key).filter((k) => !fresh.has(k)));
+}
+
+export async function findIdempotencyKeys(
+  db: Queryable,
+  orgId: string,
+  keys: readonly string[],
+): Promise<Map<string, { jobId: string; requestHash: Buffer }>> {
+  const { rows } = await db.query<{ key: string; job_id: string; request_hash: Uint8Array }>(
+    'SELECT key, job_id, request_hash FROM job_idempotency_keys WHERE org_id = $1 AND key = ANY($2::text[])',
+    [orgId, keys],
+  );
+  return new Map(rows.map((r) => [r.key, { jobId: r.job_id, requestHash: Buffer.from(r.request_hash) }]));
+}
+
+/**
+ * The claim, in one statement: the agent must be active; it gets at most its free slots;
+ * the best-priority, oldest claimable jobs of its pool whose required tags it has are
+ * locked (skipping rows other claimers hold) and leased to it.
+ */
+export async function claimJobs(
+  db: Queryable,
+  actor: AuditActor,
+  agentId: string,
+  max: number,
+  leaseSeconds: number,
+): Promise<JobRow[]> {
+  const { rows } = await db.query<JobRow>(
+    `WITH me AS (
+       SELECT id, pool_id, tags, max_concurrency FROM agents WHERE id = $1 AND status = 'active'),
+     room AS (
+       SELECT greatest(0, least($2::int, me.max_concurrency - (SELECT count(*)::int FROM jobs l WHERE l.agent_id = $1))) AS free
+         FROM me),
+     picked AS (
+       SELECT j.id FROM jobs j, me
+        WHERE j.state = 'queued' AND j.pool_id = me.pool_id AND j.required_tags <@ me.tags
+        ORDER BY j.priority, j.seq
+        LIMIT (SELECT coalesce(max(free), 0) FROM room)
+        FOR UPDATE OF j SKIP LOCKED),
+     claimed AS (
+       UPDATE jobs j
+          SET state = 'claimed', agent_id = $1, lease_token = gen_random_uuid(),
+              lease_expires_at = now() + make_interval(secs => $3), claimed_at = now(), started_at = NULL,
+              attempt = j.attempt + 1, updated_at = now()
+         FROM picked WHERE j.id = picked.id
+       RETURNING j.*),
+     ${auditCtes({ source: 'claimed', action: "'job.claimed'", resourceType: 'job', payload: "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id)", firstParam: 4 })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`,
+    [agentId, max, leaseSeconds, ...auditParams(actor)],
+  );
+  return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+}
+
+/** claimed → running, fenced by the lease. Returns the jobs that moved. */
+export async function startJobs(
+  db: Queryable,
+  actor: AuditActor,
+  agentId: string,
+  items: readonly { id: string; leaseToken: string }[],
+  leaseSeconds: number,
+): Promise<JobRow[]> {
+  if (items.length === 0) return [];
+  const { rows } = await db.query<JobRow>(
+    `WITH started AS (
+       UPDATE jobs j SET state = 'running', started_at = now(),
+              lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+         FROM unnest($2::uuid[], $3::uuid[]) AS f(id, lease)
+        WHERE j.id = f.id AND j.lease_token = f.lease AND j.agent_id = $1 AND j.state = 'claimed'
+       RETURNING j.*),
+     ${auditCtes({ source: 'started', action: "'job.started'", resourceType: 'job', payload: "jsonb_build_object('attempt', s.attempt)", firstParam: 5 })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM started j`,
+    [agentId, items.map((i) => i.id), items.map((i) => i.leaseToken), leaseSeconds, ...auditParams(actor)],
+  );
+  return rows;
+}
+
+/**
+ * Successful completions, fenced by the lease, in one statement: each job moves to the
+ * history as `completed` with its outputs, its attempt is recorded, and so is its audit
+ * event. Returns the completed jobs; a report whose lease is not current matches nothing.
+ */
+export async function completeJobs(
+  db: Queryable,
+  actor: AuditActor,
+  agentId: string,
+  items: readonly { id: string; leaseToken: string; outputs: Record<string, string> | null }[],
+): Promise<JobRow[]> {
+  if (items.length === 0) return [];
+  const { rows } = await db.query<JobRow>(
+    `WITH f AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS f(id, lease, outputs)),
+     moved AS (
+       DELETE FROM jobs j USING f
+        WHERE j.id = f.id AND j.lease_token = f.lease AND j.agent_id = $4 AND j.state IN ('claimed', 'running')
+       RETURNING j.*, f.outputs AS final_outputs),
+     completed AS (
+       INSERT INTO job_history
+       SELECT ${copyColumns('m', {
+         state: "'completed'",
+         lease_token: 'NULL',
+         lease_expires_at: 'NULL',
+         finished_at: 'now()',
+         exit_status: '0',
+         failure_reason: 'NULL',
+         outputs: 'm.final_outputs::jsonb',
+         updated_at: 'now()',
+       })}
+         FROM moved m
+       RETURNING *),
+     attempts AS (
+       INSERT INTO job_attempts (job_id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, finished_at,
+                                 outcome, exit_status, reason)
+       SELECT id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, now(), 'completed', 0, NULL FROM moved),
+     -- A run step's outputs reported with its completion are hand-offs for later steps,
+     -- exactly as if the job had published them one by one (the pipelines' context store).
+     handed AS (
+       INSERT INTO run_outputs (run_id, step_key, key, org_id, value, job_id)
+       SELECT c.run_id, c.step_key, o.key, c.org_id, o.value, c.id
+         FROM completed c, jsonb_each_text(c.outputs) AS o(key, value)
+        WHERE c.run_id IS NOT NULL AND c.step_key IS NOT NULL
+       ON CONFLICT (run_id, step_key, key) DO UPDATE SET value = EXCLUDED.value, job_id = EXCLUDED.job_id),
+     ${auditCtes({
+       source: 'completed',
+       action: "'job.completed'",
+       resourceType: 'job',
+       payload: "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id, 'exit_status', 0, 'outputs', s.outputs)",
+       firstParam: 5,
+     })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM completed j`,
+    [
+      items.map((i) => i.id),
+      items.map((i) => i.leaseToken),
+      items.map((i) => (i.outputs ? JSON.stringify(i.outputs) : null)),
+      agentId,
+      ...auditParams(actor),
+    ],
+  );
+  return rows;
+}
+
+/** Renews the leases of the given jobs while their agent is alive. */
+export async function extendLeases(
+  db: Queryable,
+  agentId: string,
+  jobIds: readonly string[],
+  leaseSeconds: number,
+): Promise<{ id: string; lease_expires_at: Date; cancel_requested: boolean }[]> {
+  if (jobIds.length === 0) return [];
+  const { rows } = await db.query<{ id: string; lease_expires_at: Date; cancel_requested: boolean }>(
+    `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
+      WHERE agent_id = $1 AND id = ANY($2::uuid[]) AND state IN ('claimed', 'running')
+     RETURNING id, lease_expires_at, cancel_requested_at IS NOT NULL AS cancel_requested`,
+    [agentId, jobIds, leaseSeconds],
+  );
+  return rows;
+}
+
+/** Locks live jobs for a decision (finish, retry, cancel). Missing ids are simply absent. */
+export async function lockJobs(tx: Queryable, ids: readonly string[], opts: { skipLocked?: boolean } = {}): Promise<JobRow[]> {
+  const { rows } = await tx.query<JobRow>(
+    `SELECT j.*, ${WITH_POOL_NAME} FROM jobs j WHERE j.id = ANY($1::uuid[]) ORDER BY j.id
+       FOR UPDATE OF j${opts.skipLocked ? ' SKIP LOCKED' : ''}`,
+    [ids],
+  );
+  return rows;
+}
+
+export interface FinalMove {
+  id: string;
+  state: FinalState;
+  exitStatus: number | null;
+  reason: string | null;
+  outputs: Record<string, string> | null;
+}
+
+/** Moves live jobs to their final state in the history, in one statement. */
+export async function moveToHistory(tx: Queryable, moves: readonly FinalMove[]): Promise<JobRow[]> {
+  if (moves.length === 0) return [];
+  const { rows } = await tx.query<JobRow>(
+    `WITH f AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[]) AS f(id, state, exit_status, reason, outputs)),
+     moved AS (
+       DELETE FROM jobs j USING f WHERE j.id = f.id
+       RETURNING j.*, f.state AS final_state, f.exit_status AS final_exit, f.reason AS final_reason, f.outputs AS final_outputs)
+     INSERT INTO job_history AS j
+     SELECT ${copyColumns('m', {
+       state: 'm.final_state',
+       lease_token: 'NULL',
+       lease_expires_at: 'NULL',
+       finished_at: 'now()',
+       exit_status: 'm.final_exit',
+       failure_reason: 'm.final_reason',
+       outputs: 'm.final_outputs::jsonb',
+       updated_at: 'now()',
+     })}
+       FROM moved m
+     RETURNING j.*, ${WITH_POOL_NAME}`,
+    [
+      moves.map((m) => m.id),
+      moves.map((m) => m.state),
+      moves.map((m) => m.exitStatus),
+      moves.map((m) => m.reason),
+      moves.map((m) => (m.outputs ? JSON.stringify(m.outputs) : null)),
+    ],
+  );
+  return rows;
+}
+
+export interface RetryMove {
+  id: string;
+  delaySeconds: number;
+  lastFailure: { reason: string; exit_status: number | null; at: string };
+}
+
+/** Puts failed attempts back to wait for their backoff (state `scheduled`). */
+export async function scheduleRetries(tx: Queryable, retries: readonly RetryMove[]): Promise<JobRow[]> {
+  if (retries.length === 0) return [];
+  const { rows } = await tx.query<JobRow>(
+    `UPDATE jobs j
+        SET state = 'scheduled', run_at = now() + make_interval(secs => f.delay), queued_at = NULL,
+            agent_id = NULL, lease_token = NULL, lease_expires_at = NULL, claimed_at = NULL, started_at = NULL,
+            cancel_requested_at = NULL, last_failure = f.failure::jsonb, updated_at = now()
+       FROM unnest($1::uuid[], $2::float8[], $3::text[]) AS f(id, delay, failure)
+      WHERE j.id = f.id
+     RETURNING j.*, ${WITH_POOL_NAME}`,
+    [retries.map((r) => r.id), retries.map((r) => r.delaySeconds), retries.map((r) => JSON.stringify(r.lastFailure))],
+  );
+  return rows;
+}
+
+export interface AttemptRecord {
+  job: JobRow;
+  outcome: string;
+  exitStatus: number | null;
+  reason: string | null;
+}
+
+export async function insertAttempts(tx: Queryable, attempts: readonly AttemptRecord[]): Promise<void> {
+  if (attempts.length === 0) return;
+  await tx.query(
+    `INSERT INTO job_attempts (job_id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, finished_at,
+                               outcome, exit_status, reason)
+     SELECT id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, now(), outcome, exit_status, reason
+       FROM unnest($1::uuid[], $2::int[], $3::uuid[], $4::uuid[], $5::uuid[], $6::timestamptz[], $7::timestamptz[],
+                   $8::text[], $9::int[], $10::text[])
+            AS a(id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, outcome, exit_status, reason)
+     ON CONFLICT (job_id, attempt) DO NOTHING`,
+    [
+      attempts.map((a) => a.job.id),
+      attempts.map((a) => a.job.attempt),
+      attempts.map((a) => a.job.org_id),
+      attempts.map((a) => a.job.agent_id),
+      attempts.map((a) => a.job.pool_id),
+      attempts.map((a) => a.job.claimed_at),
+      attempts.map((a) => a.job.started_at),
+      attempts.map((a) => a.outcome),
+      attempts.map((a) => a.exitStatus),
+      attempts.map((a) => a.reason),
+    ],
+  );
+}
+
+export async function markCancelRequested(tx: Queryable, id: string): Promise<JobRow> {
+  const { rows } = await tx.query<JobRow>(
+    `UPDATE jobs j SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()
+      WHERE id = $1 RETURNING j.*, ${WITH_POOL_NAME}`,
+    [id],
+  );
+  return rows[0]!;
+}
+
+export async function setPriority(tx: Queryable, id: string, priority: number): Promise<JobRow> {
+  const { rows } = await tx.query<JobRow>(
+    `UPDATE jobs j SET priority = $2, updated_at = now() WHERE id = $1 RETURNING j.*, ${WITH_POOL_NAME}`,
+    [id, priority],
+  );
+  return rows[0]!;
+}
+
+/** A finished job back into the live queue as new work: a fresh attempt budget, back of its priority. */
+export async function moveFromHistory(
+  tx: Queryable,
+  orgId: string,
+  id: string,
+  states: readonly string[],
+): Promise<JobRow | undefined> {
+  const { rows } = await tx.query<JobRow>(
+    `WITH moved AS (DELETE FROM job_history WHERE org_id = $1 AND id = $2 AND state = ANY($3::text[]) RETURNING *)
+     INSERT INTO jobs AS j
+     SELECT ${copyColumns('m', {
+       seq: "nextval('job_seq')",
+       state: "'queued'",
+       attempts_before_redrive: 'm.attempt',
+       run_at: 'now()',
+       queued_at: 'now()',
+       agent_id: 'NULL',
+       lease_token: 'NULL',
+       lease_expires_at: 'NULL',
+       claimed_at: 'NULL',
+       started_at: 'NULL',
+       cancel_requested_at: 'NULL',
+       finished_at: 'NULL',
+       exit_status: 'NULL',
+       failure_reason: 'NULL',
+       outputs: 'NULL',
+       updated_at: 'now()',
+     })}
+       FROM moved m
+     RETURNING j.*, ${WITH_POOL_NAME}`,
+    [orgId, id, states],
+  );
+  return rows[0];
+}
+
+/** Scheduled jobs whose time has come become claimable. */
+export async function promoteDueJobs(db: Queryable, limit: number, orgId?: string): Promise<JobRow[]> {
+  const { rows } = await db.query<JobRow>(
+    `UPDATE jobs j SET state = 'queued', queued_at = now(), updated_at = now()
+       FROM (SELECT id FROM jobs WHERE state = 'scheduled' AND run_at <= now() AND ($2::uuid IS NULL OR org_id = $2)
+              ORDER BY run_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
+      WHERE j.id = due.id
+     RETURNING j.*, ${WITH_POOL_NAME}`,
+    [limit, orgId ?? null],
+  );
+  return rows;
+}
+
+/** Leased jobs the reaper must end, locked: leases lapsed, timeouts passed, cancels ignored. */
+export async function lockOverdueJobs(
+  tx: Queryable,
+  opts: { timeoutGraceSeconds: number; cancelGraceSeconds: number; limit: number; orgId?: string },
+): Promise<JobRow[]> {
+  const { rows } = await tx.query<JobRow>(
+    `SELECT j.*, ${WITH_POOL_NAME} FROM jobs j
+      WHERE j.state IN ('claimed', 'running') AND ($4::uuid IS NULL OR j.org_id = $4)
+        AND (j.lease_expires_at < now()
+             OR (j.state = 'running' AND j.started_at + make_interval(secs => j.timeout_seconds + $1) < now())
+             OR j.cancel_requested_at + make_interval(secs => $2) < now())
+      ORDER BY j.lease_expires_at LIMIT $3
+      FOR UPDATE OF j SKIP LOCKED`,
+    [opts.timeoutGraceSeconds, opts.cancelGraceSeconds, opts.limit, opts.orgId ?? null],
+  );
+  return rows;
+}
+
+export async function lockLeasedJobsOfAgents(tx: Queryable, agentIds: readonly string[]): Promise<JobRow[]> {
+  if (agentIds.length === 0) return [];
+  const { rows } = await tx.query<JobRow>(
+    `SELECT j.*, ${WITH_POOL_NAME} FROM jobs j
+      WHERE j.agent_id = ANY($1::uuid[]) AND j.state IN ('claimed', 'running')
+      FOR UPDATE OF j`,
+    [agentIds],
+  );
+  return rows;
+}
+
+/** Retention: finished jobs, attempts, keys and statistics older than the cutoff. */
+export async function pruneHistory(db: Queryable, cutoff: Date, limit: number): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    `WITH jobs_gone AS (
+       DELETE FROM job_history WHERE id IN (SELECT id FROM job_history WHERE finished_at < $1 LIMIT $2) RETURNING 1),
+     attempts_gone AS (
+       DELETE FROM job_attempts WHERE (job_id, attempt) IN
+         (SELECT job_id, attempt FROM job_attempts WHERE finished_at < $1 LIMIT $2) RETURNING 1),
+     keys_gone AS (
+       DELETE FROM job_idempotency_keys WHERE (org_id, key) IN
+         (SELECT org_id, key FROM job_idempotency_keys WHERE created_at < $1 LIMIT $2) RETURNING 1),
+     stats_gone AS (DELETE FROM queue_stats WHERE minute < $1 RETURNING 1)
+     SELECT (SELECT count(*) FROM jobs_gone)::int + (SELECT count(*) FROM attempts_gone)::int AS n`,
+    [cutoff, limit],
+  );
+  return rows[0]?.n ?? 0;
+}

@@ -1,0 +1,253 @@
+// The agent's side of the queue: claim (optionally long-polling), start, renew, complete,
+// fail. Every call after the claim carries the lease token; a report whose lease is not
+// the job's current one is refused (409), so a late or duplicate report from an old lease
+// can never move a job, let alone complete it twice.
+import type { AuthContext } from '../../platform/auth.js';
+import { publishOrgEvent } from '../../platform/bus.js';
+import type { AppDeps } from '../../platform/deps.js';
+import { transactionWithEffects } from '../../platform/effects.js';
+import { AppError, ConflictError, NotFoundError } from '../../platform/errors.js';
+import { iso } from '../../platform/http/schemas.js';
+import { findAgentWork } from '../agents/agents.queries.js';
+import { signJobToken } from '../auth/tokens.js';
+import { agentHeldJob, findJob } from './jobs.queries.js';
+import { endAttempts, type AttemptEnd } from './queue.finish.js';
+import {
+  FINAL_STATES,
+  jobEventData,
+  presentClaimedJob,
+  presentJob,
+  type ClaimedJobView,
+  type FailureReason,
+  type JobRow,
+} from './queue.model.js';
+import { claimJobs, completeJobs, extendLeases, lockJobs, startJobs } from './queue.queries.js';
+import type { WaitHandle } from './queue.wakeups.js';
+
+type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config' | 'jwtSecret'>;
+
+function afterClaim(deps: Deps, jobs: readonly JobRow[]): void {
+  for (const job of jobs) {
+    publishOrgEvent(deps.bus, job.org_id, 'job.claimed', jobEventData(job));
+    const readyAt = job.queued_at ?? job.created_at;
+    deps.queue.stats.claimed({
+      org_id: job.org_id,
+      pool_id: job.pool_id,
+      priority: job.priority,
+      waitMs: job.claimed_at!.getTime() - readyAt.getTime(),
+    });
+  }
+}
+
+async function claimOnce(deps: Deps, auth: AuthContext, max: number): Promise<JobRow[]> {
+  const jobs = await claimJobs(deps.db, auth, auth.agentId!, max, deps.config.jobLeaseSeconds);
+  afterClaim(deps, jobs);
+  return jobs;
+}
+
+/**
+ * Claims up to `max` jobs. With `waitSeconds`, an empty queue parks the request until a
+ * matching job becomes claimable on any replica (bus wake-up) or the wait ends. The waiter
+ * is registered before the claim that parks it, so a job enqueued in between still wakes it.
+ * Only an active agent parks as a waiter: a paused or draining one could claim nothing, so
+ * it would only swallow wake-ups meant for others; it waits out its poll instead. A client
+ * that goes away (`signal`) stops the poll before anything more is claimed for it.
+ */
+export async function claim(
+  deps: Deps,
+  auth: AuthContext,
+  input: { max?: number; wait_seconds?: number },
+  signal?: AbortSignal,
+): Promise<{ jobs: (ClaimedJobView & { job_token: string })[]; lease_seconds: number }> {
+  const max = input.max ?? 1;
+  const deadline = Date.now() + Math.min(input.wait_seconds ?? 0, deps.config.claimMaxWaitSeconds) * 1000;
+  const answer = (jobs: JobRow[]) => ({
+    jobs: jobs.map((job) => ({ ...presentClaimedJob(job), job_token: signJobToken(deps.jwtSecret, job.id, job.lease_token!) })),
+    lease_seconds: deps.config.jobLeaseSeconds,
+  });
+  let handle: WaitHandle | undefined;
+  try {
+    for (;;) {
+      const jobs = await claimOnce(deps, auth, max);
+      if (jobs.length > 0 || Date.now() >= deadline || signal?.aborted) return answer(jobs);
+      if (!handle) {
+        const agent = await findAgentWork(deps.db, auth.agentId!);
+        if (!agent) throw new NotFoundError('Agent');
+        if (agent.status !== 'active') {
+          await sleepUntil(deadline, signal);
+          return answer([]);
+        }
+        // Registered before claiming once more, so a job enqueued meanwhile still wakes it.
+        handle = deps.queue.wakeups.register(agent.pool_id, agent.tags);
+        continue;
+      }
+      const outcome = await handle.until(deadline, signal);
+      if (outcome !== 'woken') return answer([]);
+      // A woken waiter is spent: the next pass claims, and parks a fresh one if it got nothing.
+      handle.cancel();
+      handle = undefined;
+    }
+  } finally {
+    handle?.cancel();
+  }
+}
+
+function sleepUntil(deadline: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+export type ReportAction = 'start' | 'complete' | 'fail';
+
+export interface Report {
+  job_id: string;
+  lease_token: string;
+  action: ReportAction;
+  exit_status?: number;
+  outputs?: Record<string, string>;
+  reason?: Exclude<FailureReason, 'agent_lost' | 'lease_expired'>;
+  message?: string;
+}
+
+export type ReportResult =
+  | { job_id: string; ok: true; state: string; attempt: number; job?: JobRow }
+  | { job_id: string; ok: false; error: { status: number; code: string; detail: string } };
+
+/**
+ * Why a report could not apply: not this agent's job (404), or not its current lease (409).
+ * Shared by every lease-fenced agent call (reports, log chunks, artifact uploads).
+ */
+export async function refusal(deps: Pick<AppDeps, 'db'>, auth: AuthContext, jobId: string): Promise<AppError> {
+  const job = await findJob(deps.db, auth.orgId, jobId);
+  if (!job || !(await agentHeldJob(deps.db, auth.agentId!, jobId))) return new NotFoundError('Job');
+  if ((FINAL_STATES as readonly string[]).includes(job.state)) {
+    return new ConflictError(`The job already ended (${job.state}).`, 'job_finished', { state: job.state });
+  }
+  return new ConflictError('This lease is no longer the job’s current one; stop working on it.', 'lease_not_current', {
+    state: job.state,
+  });
+}
+
+const asError = (e: AppError) => ({ status: e.status, code: e.code, detail: e.detail ?? e.title });
+
+/**
+ * Applies a batch of reports. Starts and successful completions are one statement each
+ * for the whole batch (with their audit events); failures go through `endAttempts` in a
+ * transaction, since their retry rules decide what follows. Each report succeeds or fails
+ * on its own; refused ones say why.
+ */
+export async function applyReports(deps: Deps, auth: AuthContext, reports: readonly Report[]): Promise<ReportResult[]> {
+  const agentId = auth.agentId!;
+  const results = new Map<Report, ReportResult>();
+  const applied = new Map<Report, JobRow>();
+  const isSuccess = (r: Report) => r.action === 'complete' && (r.exit_status ?? 0) === 0;
+  const starts = reports.filter((r) => r.action === 'start');
+  const successes = reports.filter(isSuccess);
+  const failures = reports.filter((r) => r.action !== 'start' && !isSuccess(r));
+
+  const started = await startJobs(
+    deps.db,
+    auth,
+    agentId,
+    starts.map((r) => ({ id: r.job_id, leaseToken: r.lease_token })),
+    deps.config.jobLeaseSeconds,
+  );
+  started.forEach((job) => publishOrgEvent(deps.bus, job.org_id, 'job.started', jobEventData(job)));
+  matchRows(starts, started, applied);
+
+  const completed = await completeJobs(
+    deps.db,
+    auth,
+    agentId,
+    successes.map((r) => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null })),
+  );
+  for (const job of completed) {
+    publishOrgEvent(deps.bus, job.org_id, 'job.completed', jobEventData(job));
+    const from = job.started_at ?? job.claimed_at;
+    deps.queue.stats.finished({
+      org_id: job.org_id,
+      pool_id: job.pool_id,
+      priority: job.priority,
+      outcome: 'completed',
+      execMs: from ? Date.now() - from.getTime() : null,
+    });
+  }
+  deps.queue.jobsEnded(completed);
+  matchRows(successes, completed, applied);
+
+  if (failures.length > 0) {
+    await transactionWithEffects(deps.db, async (tx, after) => {
+      const locked = new Map((await lockJobs(tx, [...new Set(failures.map((r) => r.job_id))])).map((j) => [j.id, j]));
+      const ends: AttemptEnd[] = [];
+      for (const r of failures) {
+        const job = locked.get(r.job_id);
+        if (!job || job.agent_id !== agentId || job.lease_token !== r.lease_token || !['claimed', 'running'].includes(job.state))
+          continue;
+        if (ends.some((e) => e.job.id === job.id)) continue;
+        const reason = r.action === 'complete' ? 'exit_status' : (r.reason ?? 'error');
+        ends.push({ job, auth, failure: { reason, exitStatus: r.exit_status ?? null, message: r.message } });
+      }
+      const ended = await endAttempts(deps, tx, after, ends);
+      matchRows(
+        failures,
+        ended.map((e) => e.job),
+        applied,
+      );
+    });
+  }
+
+  // A repeated start under the current lease is harmless: the job is already running.
+  for (const r of starts.filter((s) => !applied.has(s))) {
+    const job = await findJob(deps.db, auth.orgId, r.job_id);
+    if (job && job.lease_token === r.lease_token && job.agent_id === agentId && job.state === 'running') applied.set(r, job);
+  }
+  for (const r of reports) {
+    const job = applied.get(r);
+    results.set(
+      r,
+      job
+        ? { job_id: r.job_id, ok: true, state: job.state, attempt: job.attempt, job }
+        : { job_id: r.job_id, ok: false, error: asError(await refusal(deps, auth, r.job_id)) },
+    );
+  }
+  return reports.map((r) => results.get(r)!);
+}
+
+/** Pairs reports with the rows their statement changed (one report per job id wins). */
+function matchRows(reports: readonly Report[], rows: readonly JobRow[], into: Map<Report, JobRow>): void {
+  const byId = new Map(rows.map((row) => [row.id, row]));
+  for (const r of reports) {
+    const row = byId.get(r.job_id);
+    if (row) {
+      into.set(r, row);
+      byId.delete(r.job_id);
+    }
+  }
+}
+
+/** One report, as the single-job routes take it: its refusal becomes the HTTP error. */
+export async function applyReport(deps: Deps, auth: AuthContext, report: Report) {
+  const [result] = await applyReports(deps, auth, [report]);
+  if (!result!.ok) {
+    const { status, code, detail } = result!.error;
+    throw new AppError(status, code, status === 404 ? 'Not found' : 'Conflict', detail);
+  }
+  return presentJob(result!.job!);
+}
+
+/** Renews one job's lease (agents usually renew all of theirs in the agent heartbeat). */
+export async function renewLease(deps: Deps, auth: AuthContext, jobId: string, leaseToken: string) {
+  const job = await findJob(deps.db, auth.orgId, jobId);
+  if (job && job.agent_id === auth.agentId && job.lease_token === leaseToken) {
+    const [renewed] = await extendLeases(deps.db, auth.agentId, [jobId], deps.config.jobLeaseSeconds);
+    if (renewed) return { lease_expires_at: iso(renewed.lease_expires_at), cancel_requested: renewed.cancel_requested };
+  }
+  throw await refusal(deps, auth, jobId);
+}
