@@ -1,0 +1,145 @@
+// Shared plumbing for benchmarks: throwaway PostgreSQL databases, child servers, readiness
+// waits and RSS readings. Benchmarks only ever target 127.0.0.1.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+
+export const PG_BASE = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export async function createBenchDatabase(name: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const admin = new pg.Client({ connectionString: PG_BASE });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(PG_BASE);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: PG_BASE });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+export function startProcess(command: string, args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[server] ${d.toString()}`));
+  return child;
+}
+
+export async function waitFor(url: string, timeoutMs = 30_000, status = 200): Promise<number> {
+  const start = performance.now();
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      await res.arrayBuffer();
+      if (res.status === status) return performance.now() - start;
+    } catch {
+      // not listening yet
+    }
+    if (performance.now() - start > timeoutMs) throw new Error(`${url} not ready after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export function rssKiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+export async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+export function machine(): string {
+  return `${os.cpus().length} cores (${os.cpus()[0]?.model.trim()}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+export const BENCH_ADMIN = { email: 'bench@example.test', password: 'bench-password-123' };
+
+/** The settings every benchmark server runs with: no limits or shedding in the way. */
+export const BENCH_SERVER_ENV = {
+  CAIRN_LOG_LEVEL: 'warn',
+  CAIRN_ADMIN_EMAIL: BENCH_ADMIN.email,
+  CAIRN_ADMIN_PASSWORD: BENCH_ADMIN.password,
+  CAIRN_RATE_LIMIT_AUTHENTICATED: '100000000',
+  CAIRN_RATE_LIMIT_ANONYMOUS: '10000000',
+  CAIRN_JWT_SECRET: 'bench-secret-bench-secret-bench-secret-0123',
+  CAIRN_MAX_EVENT_LOOP_DELAY_MS: '0',
+};
+
+export interface BenchServer {
+  url: string;
+  dbUrl: string;
+  pid: number;
+  /** The bench admin's access token. */
+  token: string;
+  close(): Promise<void>;
+}
+
+/** The built `cairn serve` on a throwaway PostgreSQL database, logged in as the bench admin. */
+export async function startCairnOnPostgres(dbName: string, port: number, env: Record<string, string> = {}): Promise<BenchServer> {
+  const db = await createBenchDatabase(dbName);
+  const server = startProcess('node', [path.resolve('dist/src/cli/index.js'), 'serve'], {
+    DATABASE_URL: db.url,
+    PORT: String(port),
+    ...BENCH_SERVER_ENV,
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(`${url}/health/ready`);
+    const login = await fetch(`${url}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(BENCH_ADMIN),
+    });
+    const { access_token } = (await login.json()) as { access_token: string };
+    return {
+      url,
+      dbUrl: db.url,
+      pid: server.pid!,
+      token: access_token,
+      async close() {
+        await stop(server);
+        await db.drop();
+      },
+    };
+  } catch (error) {
+    await stop(server);
+    await db.drop();
+    throw error;
+  }
+}
+
+/** Runs a script in its own process (a load generator); resolves with its last line as JSON. */
+export function runJsonChild(script: string, args: string[], env: Record<string, string>): Promise<Record<string, unknown>> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('npx', ['tsx', script, ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('exit', (code) => {
+      if (code !== 0) return reject(new Error(`${script} ${args.join(' ')} exited ${code}: ${out}`));
+      resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as Record<string, unknown>);
+    });
+  });
+}
+
+/** p50 / p99 / max of a list of milliseconds. */
+export function percentiles(values: readonly number[]) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) * 100) / 100;
+  return { count: sorted.length, p50: at(0.5), p99: at(0.99), max: at(1) };
+}

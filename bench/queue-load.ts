@@ -1,0 +1,192 @@
+// The queue benchmark's load generator, run as its own process by bench/queue.ts so its
+// CPU is not the server's. It plays producers and simulated agents over HTTP (keep-alive
+// node:http) and prints one JSON result line. Scenarios (argv[2]):
+//   throughput  AGENTS agents claim MAX jobs at a time (start + complete each, or one
+//               batched report per step when MAX > 1) while a producer enqueues JOBS in
+//               batches; optional IDLE_AGENTS heartbeat every 10 s meanwhile.
+//   claim-rate  claims against a full queue at RATE claims/s overall; claim latency.
+//   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
+//               time from the enqueue request to the claim answer.
+import { createCaller } from './http-client.js';
+
+const BASE = process.env.BENCH_URL ?? 'http://127.0.0.1:3201';
+const ADMIN_TOKEN = process.env.BENCH_TOKEN!;
+const n = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+const http = createCaller(BASE);
+const { call, latencies } = http;
+
+function record(kind: string, ms: number) {
+  let list = latencies.get(kind);
+  if (!list) latencies.set(kind, (list = []));
+  list.push(ms);
+}
+
+interface Claimed {
+  id: string;
+  lease_token: string;
+}
+
+async function setupPool(name: string, agents: number, concurrency: number): Promise<string[]> {
+  const pool = await call<{ registration_token: string }>('POST', '/api/v1/pools', ADMIN_TOKEN, { name });
+  if (pool.status !== 201) throw new Error(`pool creation failed: ${pool.status} ${JSON.stringify(pool.json)}`);
+  const tokens: string[] = [];
+  for (let i = 0; i < agents; i += 50) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(50, agents - i) }, (_, k) =>
+        call<{ token: string; agent: { id: string } }>('POST', '/api/v1/agents', pool.json.registration_token, {
+          name: `${name}-${i + k}`,
+          max_concurrency: concurrency,
+        }),
+      ),
+    );
+    const failed = batch.find((r) => r.status !== 201);
+    if (failed) throw new Error(`registration failed: ${failed.status} ${JSON.stringify(failed.json)}`);
+    tokens.push(...batch.map((r) => `${r.json.agent.id} ${r.json.token}`));
+  }
+  return tokens;
+}
+
+async function enqueue(pool: string, count: number, batch: number) {
+  for (let done = 0; done < count; done += batch) {
+    const size = Math.min(batch, count - done);
+    const jobs = Array.from({ length: size }, () => ({ pool, commands: ['true'] }));
+    const res = await call('POST', '/api/v1/jobs/batch', ADMIN_TOKEN, { jobs }, 'enqueue_batch');
+    if (res.status !== 201) throw new Error(`enqueue failed: ${res.status} ${JSON.stringify(res.json)}`);
+  }
+}
+
+async function work(token: string, max: number, stop: () => boolean, counted: { n: number; doneAt: number }) {
+  while (!stop()) {
+    const started = performance.now();
+    const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max, wait_seconds: 2 });
+    // Claims that found work; a claim that parked until the queue refilled or ran dry is
+    // dispatch time, measured by the dispatch scenario.
+    record(res.status === 200 ? 'claim' : 'claim_empty', performance.now() - started);
+    if (res.status !== 200) continue;
+    const jobs = res.json.jobs;
+    if (max === 1) {
+      const job = jobs[0]!;
+      await call('POST', `/api/v1/jobs/${job.id}/start`, token, { lease_token: job.lease_token }, 'start');
+      await call('POST', `/api/v1/jobs/${job.id}/complete`, token, { lease_token: job.lease_token, exit_status: 0 }, 'complete');
+    } else {
+      const reports = (action: string) => jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action }));
+      await call('POST', '/api/v1/queue/reports', token, { reports: reports('start') }, 'start_batch');
+      await call('POST', '/api/v1/queue/reports', token, { reports: reports('complete') }, 'complete_batch');
+    }
+    counted.n += jobs.length;
+    // The run ends when the last job completes, not when idle claims time out after it.
+    if (stop() && counted.doneAt === 0) counted.doneAt = performance.now();
+  }
+}
+
+async function heartbeats(entries: string[], stop: () => boolean) {
+  await Promise.all(
+    entries.map(async (entry, i) => {
+      const [id, token] = entry.split(' ') as [string, string];
+      await new Promise((r) => setTimeout(r, (i * 10_000) / entries.length)); // spread over the interval
+      while (!stop()) {
+        await call('POST', `/api/v1/agents/${id}/heartbeat`, token, { running_jobs: [] }, 'heartbeat');
+        await new Promise((r) => setTimeout(r, 10_000));
+      }
+    }),
+  );
+}
+
+async function throughput() {
+  const jobs = n('JOBS', 20_000);
+  const max = n('MAX', 1);
+  const name = `tp-${max}-${process.pid}`;
+  const agents = await setupPool(name, n('AGENTS', 32), Math.max(max, 1));
+  const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
+  latencies.clear();
+  const counted = { n: 0, doneAt: 0 };
+  let finished = false;
+  const beats = heartbeats(idle, () => finished);
+  const started = performance.now();
+  const producing = enqueue(name, jobs, 500);
+  await Promise.all(agents.map((entry) => work(entry.split(' ')[1]!, max, () => counted.n >= jobs, counted)));
+  const seconds = (counted.doneAt - started) / 1000;
+  await producing;
+  finished = true;
+  await Promise.race([beats, new Promise((r) => setTimeout(r, 100))]);
+  return { jobs: counted.n, seconds, jobs_per_second: counted.n / seconds };
+}
+
+async function claimRate() {
+  const rate = n('RATE', 500);
+  const total = n('JOBS', 10_000);
+  const agents = await setupPool('rate', 32, 1);
+  await enqueue('rate', total, 1000);
+  latencies.clear();
+  const started = performance.now();
+  let issued = 0;
+  await Promise.all(
+    agents.map(async (entry) => {
+      const token = entry.split(' ')[1]!;
+      for (;;) {
+        const slot = issued++;
+        if (slot >= total) return;
+        const due = started + (slot / rate) * 1000;
+        const wait = due - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max: 1 }, 'claim');
+        const job = res.json?.jobs?.[0];
+        if (job) await call('POST', `/api/v1/jobs/${job.id}/complete`, token, { lease_token: job.lease_token });
+      }
+    }),
+  );
+  return { rate, seconds: (performance.now() - started) / 1000 };
+}
+
+async function dispatch() {
+  const count = n('JOBS', 400);
+  const interval = n('INTERVAL', 25);
+  const agents = await setupPool('dispatch', 8, 50);
+  const sentAt = new Map<string, number>();
+  const dispatchMs: number[] = [];
+  let received = 0;
+  const parked = agents.map(async (entry) => {
+    const token = entry.split(' ')[1]!;
+    while (received < count) {
+      const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max: 1, wait_seconds: 5 });
+      const now = performance.now();
+      for (const job of res.json?.jobs ?? []) {
+        received++;
+        const at = sentAt.get(job.id);
+        if (at !== undefined) dispatchMs.push(now - at);
+        await call('POST', `/api/v1/jobs/${job.id}/complete`, token, { lease_token: job.lease_token });
+      }
+    }
+  });
+  await new Promise((r) => setTimeout(r, 500)); // let every agent park
+  for (let i = 0; i < count; i++) {
+    const before = performance.now();
+    const res = await call<{ id: string }>('POST', '/api/v1/jobs', ADMIN_TOKEN, { pool: 'dispatch', commands: ['true'] });
+    sentAt.set(res.json.id, before);
+    const next = before + interval - performance.now();
+    if (next > 0) await new Promise((r) => setTimeout(r, next));
+  }
+  await Promise.all(parked);
+  latencies.set('dispatch', dispatchMs);
+  return { jobs: count };
+}
+
+function summary() {
+  const out: Record<string, { count: number; p50: number; p99: number }> = {};
+  const all: number[] = [];
+  for (const [kind, list] of latencies) {
+    const sorted = [...list].sort((a, b) => a - b);
+    if (kind !== 'dispatch' && kind !== 'claim_empty') all.push(...list);
+    const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) * 100) / 100;
+    out[kind] = { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+  }
+  const sortedAll = all.sort((a, b) => a - b);
+  const p99All = sortedAll[Math.floor(0.99 * sortedAll.length)] ?? NaN;
+  return { latencies_ms: out, api_p99_ms: Math.round(p99All * 100) / 100 };
+}
+
+const scenario = process.argv[2];
+const result = scenario === 'throughput' ? await throughput() : scenario === 'claim-rate' ? await claimRate() : await dispatch();
+console.log(JSON.stringify({ scenario, ...result, ...summary(), http_errors: http.errors() }));
+http.close();
+process.exit(0);

@@ -1,0 +1,67 @@
+// Queue benchmark (issue: job queue). Run: npm run build && npx tsx bench/queue.ts
+// Starts Cairn on a throwaway PostgreSQL database and drives it from a separate load
+// generator process (bench/queue-load.ts) with simulated agents over HTTP; then runs
+// graphile-worker on the same PostgreSQL server as the reference (bench/queue-graphile.ts).
+import { createBenchDatabase, machine, runJsonChild, startCairnOnPostgres } from './lib.js';
+
+const JOBS_A = Number(process.env.QUEUE_BENCH_JOBS_A ?? 20_000);
+const JOBS_B = Number(process.env.QUEUE_BENCH_JOBS_B ?? 50_000);
+
+async function cairn() {
+  const server = await startCairnOnPostgres('cairn_bench_queue', 3201, {
+    CAIRN_DB_POOL_SIZE: process.env.QUEUE_BENCH_POOL ?? '10',
+  });
+  try {
+    const env = { BENCH_URL: server.url, BENCH_TOKEN: server.token };
+    const load = (scenario: string, extra: Record<string, string>) =>
+      runJsonChild('bench/queue-load.ts', [scenario], { ...env, ...extra });
+    const a = await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A) });
+    const aIdle = await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A), IDLE_AGENTS: '1000' });
+    const b = await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B) });
+    const half = Math.round(Number(a.jobs_per_second) / 2);
+    const rate = await load('claim-rate', { RATE: String(half), JOBS: String(half * 10) });
+    const dispatch = await load('dispatch', { JOBS: '400', INTERVAL: '25' });
+    return { a, aIdle, b, rate, dispatch };
+  } finally {
+    await server.close();
+  }
+}
+
+async function graphile(batched: boolean, jobs: number) {
+  const db = await createBenchDatabase('cairn_bench_graphile');
+  try {
+    return await runJsonChild('bench/queue-graphile.ts', [], {
+      BENCH_GW_URL: db.url,
+      JOBS: String(jobs),
+      BATCHED: batched ? '1' : '0',
+    });
+  } finally {
+    await db.drop();
+  }
+}
+
+const results = await cairn();
+const gwUnbatched = await graphile(false, JOBS_A);
+const gwBatched = await graphile(true, JOBS_B);
+const lat = (r: Record<string, unknown>, kind: string) => {
+  const l = (r.latencies_ms as Record<string, { p50: number; p99: number }>)[kind];
+  return l ? `${l.p50} / ${l.p99}` : 'n/a';
+};
+const rps = (r: Record<string, unknown>) => Math.round(Number(r.jobs_per_second));
+console.log(`\nmachine: ${machine()}; server, load generator and PostgreSQL share the machine\n`);
+console.log('| measure | result | reference |');
+console.log('|---|---|---|');
+console.log(
+  `| (a) end to end, 1 job per claim, 32 agents, ${JOBS_A} jobs | ${rps(results.a)} jobs/s (claim p50/p99 ${lat(results.a, 'claim')} ms) | graphile-worker unbatched: ${rps(gwUnbatched)} jobs/s |`,
+);
+console.log(
+  `| (b) end to end, claims of 50, 32 agents, ${JOBS_B} jobs | ${rps(results.b)} jobs/s | graphile-worker batched: ${rps(gwBatched)} jobs/s |`,
+);
+console.log(
+  `| claim latency at half of (a)'s peak (${Number(results.rate.rate)} claims/s), p50 / p99 | ${lat(results.rate, 'claim')} ms | |`,
+);
+console.log(`| dispatch (enqueue → long-poll claim answers), p50 / p99 | ${lat(results.dispatch, 'dispatch')} ms | |`);
+console.log(
+  `| (a) with 1,000 agents heartbeating every 10 s | ${rps(results.aIdle)} jobs/s; API p99 ${Number(results.aIdle.api_p99_ms)} ms; heartbeat p50/p99 ${lat(results.aIdle, 'heartbeat')} ms | |`,
+);
+console.log('\nraw:', JSON.stringify({ ...results, gwUnbatched, gwBatched }));
