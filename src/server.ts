@@ -11,6 +11,7 @@ import { bootstrapFirstAdmin } from './features/orgs/bootstrap.js';
 import { blockStepDriver } from './features/approvals/approvals.block.js';
 import { startApprovalExpiry } from './features/approvals/approvals.loop.js';
 import { deployStepDriver } from './features/deployments/deployments.driver.js';
+import { registerDeploymentMetrics } from './features/deployments/deployments.metrics.js';
 import { listenForDeployJobs, startDeploymentSweeper } from './features/deployments/deployments.runtime.js';
 import { startLedgerLoops, type LedgerLoops } from './features/ledger/ledger.loops.js';
 import { startScheduler } from './features/schedules/schedules.scheduler.js';
@@ -71,6 +72,7 @@ export async function openDeps(config: Config, opts: OpenDepsOptions): Promise<A
   }
 
   const metrics = createMetricsRegistry();
+  registerDeploymentMetrics(metrics, db);
   const secret = config.jwtSecret ?? (await readOrCreateSetting(db, 'jwt_secret', randomBytes(48).toString('base64url')));
   const jwtSecret = new TextEncoder().encode(secret);
   const deps: AppDeps = {

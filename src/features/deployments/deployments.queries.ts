@@ -241,3 +241,16 @@ export async function deploymentCounts(
   );
   return { by_state: Object.fromEntries(rows.map((r) => [r.state, r.n])), awaiting_promotion: staged.rows[0]!.n };
 }
+
+/** Unfinished deployments of every organization, by state and environment (for /metrics). */
+export async function unfinishedDeploymentCounts(
+  db: Queryable,
+  states: readonly string[],
+): Promise<{ state: string; environment: string; n: number }[]> {
+  const { rows } = await db.query<{ state: string; environment: string; n: number }>(
+    `SELECT state, environment, count(*)::int AS n FROM deployments
+      WHERE state = ANY($1::text[]) GROUP BY state, environment`,
+    [states],
+  );
+  return rows;
+}

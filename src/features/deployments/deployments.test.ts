@@ -246,6 +246,11 @@ describe('deployments', () => {
     await runDeployJob(stagingAgent, a);
     const next = await get(b.id);
     expect(next.state).toBe('deploying');
+    // Operators see it on /metrics too, without organization labels.
+    const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
+    expect(metrics).toMatch(/cairn_deployments_active\{state="deploying",environment="staging"\} 1\b/);
+    expect(metrics).toMatch(/cairn_deployments_active\{state="pending",environment=""\} 0\b/);
+    expect(metrics).not.toContain(owner.orgId);
     await runDeployJob(stagingAgent, next);
     expect((await get(b.id)).state).toBe('succeeded');
   });
