@@ -2,7 +2,8 @@
 // hands a value and a file to step 3, a block step waits for a person in between; the run
 // stays blocked until someone approves, then finishes; a rejection fails it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startAgent, startServer, waitUntil, type E2eAgent, type E2eServer } from '../agent/harness.js';
+import { startAgent, startServer, type E2eAgent, type E2eServer } from '../agent/harness.js';
+import { stepOf, waitForRun, type RunView as Run } from './runs.js';
 
 const PIPELINE = `
 steps:
@@ -29,13 +30,6 @@ steps:
       - echo "released $CAIRN_OUTPUT_BUILD_VERSION with notes '$CAIRN_OUTPUT_APPROVE_NOTES'"
 `;
 
-interface Run {
-  id: string;
-  number: number;
-  state: string;
-  steps: { key: string; state: string; job_id: string | null; approval_id: string | null }[];
-}
-
 let server: E2eServer;
 let agents: E2eAgent[] = [];
 let projectId: string;
@@ -60,29 +54,8 @@ async function trigger(commit: string): Promise<Run> {
   return res.body;
 }
 
-async function runWhen(id: string, done: (run: Run) => boolean, what: string): Promise<Run> {
-  let run: Run | undefined;
-  try {
-    await waitUntil(
-      async () => {
-        run = (await server.api<Run>('GET', `/api/v1/runs/${id}`)).body;
-        return done(run);
-      },
-      30_000,
-      what,
-    );
-  } catch (error) {
-    const logs = await Promise.all(
-      (run?.steps ?? [])
-        .filter((s) => s.job_id)
-        .map(async (s) => `--- ${s.key}\n${await server.logText(s.job_id!).catch(String)}`),
-    );
-    throw new Error(`${(error as Error).message}; last seen: ${JSON.stringify(run)}\n${logs.join('\n')}`, { cause: error });
-  }
-  return run!;
-}
-
-const step = (run: Run, key: string) => run.steps.find((s) => s.key === key)!;
+const runWhen = (id: string, done: (run: Run) => boolean, what: string) => waitForRun(server, id, done, what);
+const step = stepOf;
 
 describe('a pipeline run by real agents', () => {
   it('hands a value and a file from step 1 to step 3 across an approval', async () => {

@@ -2,12 +2,12 @@
 // deletion, retention cleanup, roles and tenancy. Bounded memory with 200 MB: bundles.memory.test.ts.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import yauzl from 'yauzl';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
 import { addUser, createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
 import { claim, createPool, enqueue, registerAgent, report, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
 import { expectHiddenFromOtherOrgs } from '../../../test/helpers/tenancy.js';
+import { unzip } from '../../../test/helpers/zip.js';
 import type { PipelineDefinition } from '../pipelines/pipeline.model.js';
 import { insertPipelineVersion } from '../runs/runs.queries.js';
 import { createBlobStore } from '../../platform/blobs.js';
@@ -93,29 +93,6 @@ beforeAll(async () => {
   await uploadAll(looseJob, [['logs/out.log', files.loose]]);
 });
 afterAll(() => t.close());
-
-function unzip(zip: Buffer): Promise<Map<string, { data: Buffer; compressed: boolean }>> {
-  return new Promise((resolve, reject) => {
-    yauzl.fromBuffer(zip, { lazyEntries: true }, (error, archive) => {
-      if (error) return reject(error);
-      const out = new Map<string, { data: Buffer; compressed: boolean }>();
-      archive.on('entry', (entry: yauzl.Entry) => {
-        archive.openReadStream(entry, (err, stream) => {
-          if (err) return reject(err);
-          const chunks: Buffer[] = [];
-          stream.on('data', (c: Buffer) => chunks.push(c));
-          stream.on('end', () => {
-            out.set(entry.fileName, { data: Buffer.concat(chunks), compressed: entry.compressionMethod === 8 });
-            archive.readEntry();
-          });
-        });
-      });
-      archive.on('end', () => resolve(out));
-      archive.on('error', reject);
-      archive.readEntry();
-    });
-  });
-}
 
 const get = (url: string, user = owner) => t.app.inject({ method: 'GET', url, headers: user.headers });
 
