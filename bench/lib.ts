@@ -29,6 +29,8 @@ export async function createBenchDatabase(name: string): Promise<{ url: string; 
 
 export function startProcess(command: string, args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(command, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Both pipes must be drained: a server whose log pipe fills up blocks on its next write.
+  child.stdout?.on('data', (d: Buffer) => process.stderr.write(`[server] ${d.toString()}`));
   child.stderr?.on('data', (d: Buffer) => process.stderr.write(`[server] ${d.toString()}`));
   return child;
 }

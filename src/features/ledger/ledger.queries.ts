@@ -48,9 +48,13 @@ export async function readHead(db: Queryable): Promise<HeadRow> {
 }
 
 /**
- * Moves up to `limit` queued leaves into the log in one statement: takes the oldest queue
- * rows (skipping any another transaction holds), deletes them and inserts them as leaves
- * `start, start+1, …` in queue order. Returns the new leaves in index order.
+ * Moves up to `limit` queued leaves into the log in one statement: takes the oldest hashed
+ * queue rows (skipping any another transaction holds), deletes them and inserts them as
+ * leaves `start, start+1, …` in queue order. Returns the new leaves in index order.
+ *
+ * Rows still without a hash wait for the next batch: a writer that drew its `seq` early can
+ * commit an SQL-recorded row after this transaction hashed the pending ones, and under load
+ * that happens in almost every batch (which once stalled the sequencer outright).
  */
 export async function moveQueuedLeaves(
   tx: Queryable,
@@ -60,7 +64,7 @@ export async function moveQueuedLeaves(
   const { rows } = await tx.query<{ idx: number; leaf_hash: Bytes }>(
     `WITH taken AS (
        DELETE FROM ledger_queue
-        WHERE seq IN (SELECT seq FROM ledger_queue ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+        WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
        RETURNING seq, org_id, kind, ref_id, leaf_hash),
      appended AS (
        INSERT INTO ledger_leaves (idx, leaf_hash, org_id, kind, ref_id)

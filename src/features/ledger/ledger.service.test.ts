@@ -7,7 +7,7 @@ import type { LedgerIdentity } from './ledger.identity.js';
 import { checkIntegrity } from './ledger.integrity.js';
 import { consistencyProof, inclusionProof } from './ledger.proofs.js';
 import { leafPage } from './ledger.leaves.queries.js';
-import { checkpointAtSize, latestCheckpoint, readHead } from './ledger.queries.js';
+import { checkpointAtSize, latestCheckpoint, lockHead, moveQueuedLeaves, readHead } from './ledger.queries.js';
 import { sequenceAll, sequenceBatch } from './ledger.sequencer.js';
 import { auditLeafHash } from '../audit/audit.record.js';
 import {
@@ -134,5 +134,35 @@ describe('ledger sequencing, checkpoints and proofs', () => {
     await flushLedger(t.db, identity);
     const report = await checkIntegrity(t.db, identity.signer.publicKey);
     expect(report).toMatchObject({ ok: true, size: 130 });
+  });
+
+  it('leaves a row committed without its hash after the hashing step for the next batch, never failing the batch', async () => {
+    // The race under load: a writer drew its seq before others but commits its SQL-recorded
+    // audit row (no hash yet) only after the sequencer's transaction hashed the pending ones.
+    const [hashed] = await recordEvents(t.db, orgId, 1, 'late');
+    const { rows } = await t.db.query<{ seq: string }>('SELECT seq FROM ledger_queue WHERE ref_id = $1', [hashed!.id]);
+    const late = await t.db.query<{ id: string }>(
+      `INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, actor_label, action, resource_type, resource_id, payload)
+       VALUES (gen_random_uuid(), $1, date_trunc('milliseconds', now()), 'system', 'ledger-test', 'ledger-test', 'thing.recorded_by_sql', 'thing', 'late', '{}')
+       RETURNING id`,
+      [orgId],
+    );
+    await t.db.query("INSERT INTO ledger_queue (seq, org_id, kind, ref_id) VALUES ($1, $2, 'audit', $3)", [
+      Number(rows[0]!.seq) - 1,
+      orgId,
+      late.rows[0]!.id,
+    ]);
+    const moved = await t.db
+      .transaction(async (tx) => {
+        const head = await lockHead(tx);
+        const leaves = await moveQueuedLeaves(tx, head.size, 10);
+        throw Object.assign(new Error('roll back'), { leaves });
+      })
+      .catch((error: { leaves?: { leaf_hash: Buffer }[] }) => error.leaves);
+    expect(moved?.map((l) => l.leaf_hash.toString('hex'))).toEqual([auditLeafHash(hashed!).toString('hex')]);
+
+    expect((await sequenceAll(t.db)).appended).toBe(2);
+    await flushLedger(t.db, identity);
+    expect(await checkIntegrity(t.db, identity.signer.publicKey)).toMatchObject({ ok: true, size: 132 });
   });
 });
