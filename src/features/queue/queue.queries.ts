@@ -148,9 +148,12 @@ export async function claimJobs(
      room AS (
        SELECT greatest(0, least($2::int, me.max_concurrency - (SELECT count(*)::int FROM jobs l WHERE l.agent_id = $1))) AS free
          FROM me),
+     -- The pool and tags as scalar subqueries (InitPlans), not a join: with pool_id equal to
+     -- a parameter the planner walks jobs_claim_idx in (priority, seq) order and stops after
+     -- LIMIT rows; joined to me, it read and sorted every queued job of the pool per claim.
      picked AS (
-       SELECT j.id FROM jobs j, me
-        WHERE j.state = 'queued' AND j.pool_id = me.pool_id AND j.required_tags <@ me.tags
+       SELECT j.id FROM jobs j
+        WHERE j.state = 'queued' AND j.pool_id = (SELECT pool_id FROM me) AND j.required_tags <@ (SELECT tags FROM me)
         ORDER BY j.priority, j.seq
         LIMIT (SELECT coalesce(max(free), 0) FROM room)
         FOR UPDATE OF j SKIP LOCKED),
