@@ -18,11 +18,18 @@ let done = 0;
 const target = RUNS * JOBS_PER_RUN;
 
 async function playAgent(index: number) {
-  const reg = await call<{ token: string }>('POST', '/api/v1/agents', POOL_TOKEN, {
+  const reg = await call<{ agent: { id: string }; token: string }>('POST', '/api/v1/agents', POOL_TOKEN, {
     name: `bench-${index}`,
     max_concurrency: 100,
   });
   const token = reg.json.token;
+  // Heartbeat as `cairn agent` does, or a run longer than the lost-agent threshold stalls.
+  void (async () => {
+    while (done < target) {
+      await call('POST', `/api/v1/agents/${reg.json.agent.id}/heartbeat`, token, { running_jobs: [] });
+      await new Promise((r) => setTimeout(r, 5_000).unref());
+    }
+  })();
   while (done < target) {
     const res = await call<{ jobs: { id: string; lease_token: string }[] }>('POST', '/api/v1/queue/claim', token, {
       max: 50,

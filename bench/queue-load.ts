@@ -3,7 +3,7 @@
 // node:http) and prints one JSON result line. Scenarios (argv[2]):
 //   throughput  AGENTS agents claim MAX jobs at a time (start + complete each, or one
 //               batched report per step when MAX > 1) while a producer enqueues JOBS in
-//               batches; optional IDLE_AGENTS heartbeat every 10 s meanwhile.
+//               batches; every agent, and IDLE_AGENTS more, heartbeat every 10 s meanwhile.
 //   claim-rate  claims against a full queue at RATE claims/s overall; claim latency.
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
@@ -46,13 +46,19 @@ async function setupPool(name: string, agents: number, concurrency: number): Pro
   return tokens;
 }
 
+/** PRODUCERS concurrent producers (default 4) enqueue `count` jobs in batches of `batch`. */
 async function enqueue(pool: string, count: number, batch: number) {
-  for (let done = 0; done < count; done += batch) {
-    const size = Math.min(batch, count - done);
-    const jobs = Array.from({ length: size }, () => ({ pool, commands: ['true'] }));
-    const res = await call('POST', '/api/v1/jobs/batch', ADMIN_TOKEN, { jobs }, 'enqueue_batch');
-    if (res.status !== 201) throw new Error(`enqueue failed: ${res.status} ${JSON.stringify(res.json)}`);
-  }
+  let next = 0;
+  const producer = async () => {
+    while (next < count) {
+      const size = Math.min(batch, count - next);
+      next += size;
+      const jobs = Array.from({ length: size }, () => ({ pool, commands: ['true'] }));
+      const res = await call('POST', '/api/v1/jobs/batch', ADMIN_TOKEN, { jobs }, 'enqueue_batch');
+      if (res.status !== 201) throw new Error(`enqueue failed: ${res.status} ${JSON.stringify(res.json)}`);
+    }
+  };
+  await Promise.all(Array.from({ length: n('PRODUCERS', 4) }, producer));
 }
 
 async function work(token: string, max: number, stop: () => boolean, counted: { n: number; doneAt: number }) {
@@ -101,7 +107,9 @@ async function throughput() {
   latencies.clear();
   const counted = { n: 0, doneAt: 0 };
   let finished = false;
-  const beats = heartbeats(idle, () => finished);
+  // Working agents heartbeat too, as `cairn agent` does: a long run outlasts the lost-agent
+  // threshold, and a lost agent's claims get nothing.
+  const beats = heartbeats([...agents, ...idle], () => finished);
   const started = performance.now();
   const producing = enqueue(name, jobs, 500);
   await Promise.all(agents.map((entry) => work(entry.split(' ')[1]!, max, () => counted.n >= jobs, counted)));
