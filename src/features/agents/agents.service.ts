@@ -9,7 +9,8 @@ import { AUTH_TOPIC } from '../auth/authenticate.js';
 import { AGENT_TOKEN_PREFIX, newOpaqueToken } from '../auth/tokens.js';
 import { tagsToArray, tagsToObject } from '../queue/queue.model.js';
 import { endAttempts } from '../queue/queue.finish.js';
-import { extendLeases, lockLeasedJobsOfAgents } from '../queue/queue.queries.js';
+import { extendLeases } from '../queue/queue.queries.js';
+import { lockLeasedJobsOfAgents } from '../queue/queue.moves.queries.js';
 import { requirePool } from '../pools/pools.service.js';
 import {
   findAgent,

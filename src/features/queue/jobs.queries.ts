@@ -1,9 +1,8 @@
 // Reads of jobs wherever they live (the live queue or the history): by id, and listed
 // with filters in keyset pages.
 import type { Queryable } from '../../platform/db/index.js';
+import { WITH_POOL_NAME } from './queue.columns.js';
 import type { JobRow } from './queue.model.js';
-
-const WITH_POOL_NAME = '(SELECT name FROM pools p WHERE p.id = j.pool_id) AS pool_name';
 
 export async function findJob(db: Queryable, orgId: string, id: string): Promise<JobRow | undefined> {
   const { rows } = await db.query<JobRow>(`SELECT j.*, ${WITH_POOL_NAME} FROM all_jobs j WHERE j.org_id = $1 AND j.id = $2`, [

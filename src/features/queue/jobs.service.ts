@@ -20,7 +20,7 @@ import {
   type JobView,
   type Priority,
 } from './queue.model.js';
-import { lockJobs, markCancelRequested, moveFromHistory, setPriority } from './queue.queries.js';
+import { lockJobs, markCancelRequested, moveFromHistory, setPriority } from './queue.moves.queries.js';
 
 type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config'>;
 

@@ -9,7 +9,7 @@ import type { Queryable } from '../../platform/db/index.js';
 import type { AfterCommit } from '../../platform/effects.js';
 import { recordAuditMany } from '../audit/audit.record.js';
 import { decideAfterFailure, jobEventData, type FailureReason, type FinalState, type JobRow } from './queue.model.js';
-import { insertAttempts, moveToHistory, scheduleRetries, type FinalMove, type RetryMove } from './queue.queries.js';
+import { insertAttempts, moveToHistory, scheduleRetries, type FinalMove, type RetryMove } from './queue.moves.queries.js';
 import type { QueueRuntime } from './queue.runtime.js';
 import type { FinishOutcome } from './queue.stats.js';
 

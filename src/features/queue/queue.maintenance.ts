@@ -24,7 +24,7 @@ import { lostAfterMs } from '../agents/agents.service.js';
 import { publishEnqueued } from './enqueue.service.js';
 import { endAttempts, type AttemptEnd } from './queue.finish.js';
 import type { FailureReason, JobRow } from './queue.model.js';
-import { lockLeasedJobsOfAgents, lockOverdueJobs, promoteDueJobs, pruneHistory } from './queue.queries.js';
+import { lockLeasedJobsOfAgents, lockOverdueJobs, promoteDueJobs, pruneHistory } from './queue.moves.queries.js';
 
 export const MAINTENANCE_INTERVAL_MS = 1_000;
 const PRUNE_EVERY_MS = 10 * 60_000;

@@ -21,7 +21,8 @@ import {
   type FailureReason,
   type JobRow,
 } from './queue.model.js';
-import { claimJobs, completeJobs, extendLeases, lockJobs, startJobs } from './queue.queries.js';
+import { claimJobs, completeJobs, extendLeases, startJobs } from './queue.queries.js';
+import { lockJobs } from './queue.moves.queries.js';
 import type { WaitHandle } from './queue.wakeups.js';
 
 type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config' | 'jwtSecret'>;
