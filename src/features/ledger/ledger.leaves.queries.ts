@@ -1,23 +1,10 @@
 // Reading leaves, joined to the audit rows they commit to (exports, entries, integrity).
 import type { Queryable } from '../../platform/db/index.js';
+import type { AuditRow as StoredAuditRow } from '../audit/audit.queries.js';
 import { toBuffer, type Bytes } from './ledger.queries.js';
 
 /** An audit_events row as the leaf content needs it (occurred_at already in ISO form). */
-export interface AuditRow {
-  id: string;
-  org_id: string;
-  occurred_at: string;
-  actor_type: string;
-  actor_id: string;
-  actor_label: string;
-  action: string;
-  resource_type: string;
-  resource_id: string;
-  project_id: string | null;
-  request_id: string | null;
-  client_ip: string | null;
-  payload: Record<string, unknown>;
-}
+export type AuditRow = Omit<StoredAuditRow, 'occurred_at'> & { occurred_at: string };
 
 export interface LeafRow {
   idx: number;
