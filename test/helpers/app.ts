@@ -6,6 +6,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import pino from 'pino';
 import { buildApp, type App } from '../../src/app.js';
 import { loadConfig, type Config } from '../../src/config.js';
+import type { Db } from '../../src/platform/db/index.js';
 import type { AppDeps } from '../../src/platform/deps.js';
 import { openDeps } from '../../src/server.js';
 import { createTestDb, usingRedis } from './db.js';
@@ -38,13 +39,26 @@ export async function buildTestApp(overrides: Record<string, string> = {}): Prom
   const blobDir = overrides.CAIRN_BLOB_DIR ? undefined : await mkdtemp(path.join(os.tmpdir(), 'cairn-test-blobs-'));
   const config = testConfig({ ...(blobDir ? { CAIRN_BLOB_DIR: blobDir } : {}), ...overrides });
   const testDb = await createTestDb();
+  const instance = await buildAppOn(config, testDb.db);
+  return {
+    app: instance.app,
+    deps: instance.deps,
+    async close() {
+      await instance.close();
+      await testDb.drop();
+      if (blobDir) await rm(blobDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * The real app on a database the caller owns (a replica of an installation, when two share
+ * one database and one configuration); close() leaves the database open.
+ */
+export async function buildAppOn(config: Config, db: Db): Promise<TestApp> {
   const log = pino({ level: 'silent' }) as FastifyBaseLogger;
-  const deps = await openDeps(config, {
-    log,
-    db: testDb.db,
-    busChannel: `cairn:test:${randomBytes(6).toString('hex')}`,
-  });
-  // Each file gets its own rate-limit namespace in a shared Redis.
+  // Each instance gets its own bus channel (and rate-limit namespace) in a shared Redis.
+  const deps = await openDeps(config, { log, db, busChannel: `cairn:test:${randomBytes(6).toString('hex')}` });
   const app = await buildApp(deps, { logger: log });
   return {
     app,
@@ -56,8 +70,6 @@ export async function buildTestApp(overrides: Record<string, string> = {}): Prom
       await deps.queue.close();
       await deps.bus.close();
       deps.redis?.disconnect();
-      await testDb.drop();
-      if (blobDir) await rm(blobDir, { recursive: true, force: true });
     },
   };
 }

@@ -7,8 +7,9 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { claimedJob, uploadArtifact, type UploadOptions } from '../../../test/helpers/artifacts.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
-import { claim, createPool, enqueue, registerAgent, report, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
+import { createPool, registerAgent, report, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
 
 let t: TestApp;
 let owner: TestUser;
@@ -24,38 +25,13 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function claimedJob(app: TestApp, user: TestUser, agent: TestAgent, pool = 'build'): Promise<JobJson> {
-  const job = await enqueue(app, user, { pool });
-  const [claimed] = await claim(app, agent);
-  expect(claimed?.id).toBe(job.id);
-  return claimed!;
-}
-
-interface UploadOptions {
-  lease?: string;
-  headers?: Record<string, string>;
-  app?: TestApp;
-}
-
-function upload(
+const upload = (
   agent: TestAgent,
   job: JobJson,
   artifactPath: string,
   body: Buffer | string | Readable,
   opts: UploadOptions = {},
-) {
-  return (opts.app ?? t).app.inject({
-    method: 'PUT',
-    url: `/api/v1/jobs/${job.id}/artifacts?path=${encodeURIComponent(artifactPath)}`,
-    headers: {
-      ...agent.headers,
-      'content-type': 'application/octet-stream',
-      'x-lease-token': opts.lease ?? job.lease_token!,
-      ...opts.headers,
-    },
-    payload: body,
-  });
-}
+) => uploadArtifact(t, agent, job, artifactPath, body, opts);
 
 /** Streams `data` in pieces with no Content-Length, as a chunked upload arrives. */
 const chunked = (data: Buffer, piece = 64 * 1024) =>

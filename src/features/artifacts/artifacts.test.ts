@@ -5,8 +5,9 @@ import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
+import { claimedJob, uploadArtifact, type UploadOptions } from '../../../test/helpers/artifacts.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
-import { claim, createPool, enqueue, registerAgent, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
+import { createPool, registerAgent, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
 import { expectHiddenFromOtherOrgs } from '../../../test/helpers/tenancy.js';
 import { createBlobStore } from '../../platform/blobs.js';
 import { orgTopic, type BusEvent } from '../../platform/bus.js';
@@ -25,38 +26,13 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-async function claimedJob(app: TestApp, user: TestUser, agent: TestAgent, pool = 'build'): Promise<JobJson> {
-  const job = await enqueue(app, user, { pool });
-  const [claimed] = await claim(app, agent);
-  expect(claimed?.id).toBe(job.id);
-  return claimed!;
-}
-
-interface UploadOptions {
-  lease?: string;
-  headers?: Record<string, string>;
-  app?: TestApp;
-}
-
-function upload(
+const upload = (
   agent: TestAgent,
   job: JobJson,
   artifactPath: string,
   body: Buffer | string | Readable,
   opts: UploadOptions = {},
-) {
-  return (opts.app ?? t).app.inject({
-    method: 'PUT',
-    url: `/api/v1/jobs/${job.id}/artifacts?path=${encodeURIComponent(artifactPath)}`,
-    headers: {
-      ...agent.headers,
-      'content-type': 'application/octet-stream',
-      'x-lease-token': opts.lease ?? job.lease_token!,
-      ...opts.headers,
-    },
-    payload: body,
-  });
-}
+) => uploadArtifact(t, agent, job, artifactPath, body, opts);
 
 const sha256 = (data: Buffer | string) => createHash('sha256').update(data).digest('hex');
 /** Streams `data` in pieces with no Content-Length, as a chunked upload arrives. */

@@ -3,7 +3,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
-import { claim, createPool, enqueue, registerAgent, report, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
+import { jobLogCalls } from '../../../test/helpers/logs.js';
+import { claim, createPool, enqueue, registerAgent, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
 import { expectHiddenFromOtherOrgs } from '../../../test/helpers/tenancy.js';
 import { truncationMarker } from './logs.service.js';
 
@@ -19,52 +20,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-/** A job of pool `logs`, claimed (and started) by `agent`. */
-async function runningJob(agent: TestAgent, extra: Record<string, unknown> = {}): Promise<JobJson> {
-  const job = await enqueue(t, owner, { pool: 'logs', ...extra });
-  const [claimed] = await claim(t, agent);
-  expect(claimed?.id).toBe(job.id);
-  expect((await report(t, agent, claimed!, 'start')).statusCode).toBe(200);
-  return claimed!;
-}
-
-function append(agent: TestAgent, job: JobJson, offset: number, data: string, lease = job.lease_token) {
-  return t.app.inject({
-    method: 'POST',
-    url: `/api/v1/jobs/${job.id}/log`,
-    headers: agent.headers,
-    payload: { lease_token: lease, offset, data },
-  });
-}
-
-async function read(jobId: string, query = '', as: TestUser = owner) {
-  const res = await t.app.inject({
-    method: 'GET',
-    url: `/api/v1/jobs/${jobId}/log${query ? `?${query}` : ''}`,
-    headers: as.headers,
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  return res.json<{
-    attempt: number;
-    offset: number;
-    next_offset: number;
-    size: number;
-    truncated: boolean;
-    finished: boolean;
-    data: string;
-  }>();
-}
-
-async function fullText(jobId: string, query = '') {
-  const res = await t.app.inject({
-    method: 'GET',
-    url: `/api/v1/jobs/${jobId}/log.txt${query ? `?${query}` : ''}`,
-    headers: owner.headers,
-  });
-  expect(res.statusCode, res.body).toBe(200);
-  expect(res.headers['content-type']).toMatch(/^text\/plain/);
-  return res.body;
-}
+const { runningJob, append, read, fullText } = jobLogCalls(() => ({ t, owner }), 'logs');
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 

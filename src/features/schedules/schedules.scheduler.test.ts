@@ -1,17 +1,13 @@
 // The scheduler with a fake clock: two server instances on one database tick at the same
 // fake moments, and each due occurrence starts exactly one run.
 import { randomBytes } from 'node:crypto';
-import type { FastifyBaseLogger } from 'fastify';
-import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testConfig, type TestApp } from '../../../test/helpers/app.js';
+import { buildAppOn, testConfig, type TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
 import { createTestDb, usingPostgres, type TestDb } from '../../../test/helpers/db.js';
-import { buildApp } from '../../app.js';
 import { createPostgresDb } from '../../platform/db/postgres.js';
 import type { AppDeps } from '../../platform/deps.js';
-import { openDeps } from '../../server.js';
 import type { PipelineDefinition } from '../pipelines/pipeline.model.js';
 import { insertPipelineVersion } from '../runs/runs.queries.js';
 import { fireDueSchedules, schedulerHousekeeping } from './schedules.scheduler.js';
@@ -43,19 +39,11 @@ const config = testConfig();
 
 /** A server instance (deps + app) on the shared test database. */
 async function instance(db: TestDb['db'], ownsDb: boolean): Promise<TestApp> {
-  const log = pino({ level: 'silent' }) as FastifyBaseLogger;
-  const deps = await openDeps(config, { log, db, busChannel: `cairn:test:${randomBytes(6).toString('hex')}` });
-  const app = await buildApp(deps, { logger: log });
+  const replica = await buildAppOn(config, db);
   return {
-    app,
-    deps,
+    ...replica,
     async close() {
-      await app.close();
-      deps.authenticator.close();
-      await deps.runs.close();
-      await deps.queue.close();
-      await deps.bus.close();
-      deps.redis?.disconnect();
+      await replica.close();
       if (ownsDb) await db.close();
     },
   };
