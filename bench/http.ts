@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import autocannon from 'autocannon';
 import { SignJWT } from 'jose';
-import { createBenchDatabase, machine, rssKiB, startProcess, stop, waitFor } from './lib.js';
+import { createBenchDatabase, machine, percentiles, rssKiB, startProcess, stop, waitFor } from './lib.js';
 
 const DURATION = Number(process.env.BENCH_DURATION ?? 10);
 const CONNECTIONS = 64;
@@ -47,9 +47,35 @@ async function cairnOnPostgres(dbUrl: string) {
   }).then((r) => r.json() as Promise<{ id: string }>);
   await load(`${base}/api/v1/projects/${project.id}`, headers); // warm-up pass is not recorded
   const result = await load(`${base}/api/v1/projects/${project.id}`, headers);
+  const mutation = await createLatency(base, headers);
   const rss = rssKiB(server.pid!);
   await stop(server);
-  return { ...result, rssAfterKiB: rss, projectId: project.id };
+  return { ...result, rssAfterKiB: rss, projectId: project.id, mutation };
+}
+
+/**
+ * A typical audited mutation as one client sees it: sequential `POST /api/v1/projects` on
+ * one keep-alive connection (200 warm-up, then 1,000 timed). The denominator for the audit
+ * write's share of a mutation's latency (bench/ledger.ts measures the write itself).
+ */
+async function createLatency(base: string, headers: Record<string, string>) {
+  const post = (i: number) =>
+    fetch(`${base}/api/v1/projects`, {
+      method: 'POST',
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: `Mutation ${i}`, description: 'created by the HTTP benchmark' }),
+    }).then(async (r) => {
+      await r.arrayBuffer();
+      if (r.status !== 201) throw new Error(`POST /api/v1/projects: ${r.status}`);
+    });
+  for (let i = 0; i < 200; i++) await post(i);
+  const times: number[] = [];
+  for (let i = 0; i < 1_000; i++) {
+    const t0 = performance.now();
+    await post(1_000 + i);
+    times.push(performance.now() - t0);
+  }
+  return percentiles(times);
 }
 
 async function reference(dbUrl: string, projectId: string) {
@@ -116,6 +142,9 @@ try {
   console.log(row('ceiling: bare Fastify, constant JSON', top));
   console.log(`\nCairn / ceiling: ${(cairn.rps / top.rps).toFixed(2)}; Cairn / reference: ${(cairn.rps / ref.rps).toFixed(2)}`);
   console.log(`Cairn RSS after the load: ${Math.round(cairn.rssAfterKiB / 1024)} MiB`);
+  console.log(
+    `POST /api/v1/projects, sequential on one connection (1,000): p50 ${cairn.mutation.p50} ms, p99 ${cairn.mutation.p99} ms`,
+  );
   console.log(`embedded start → /health/ready 200 (existing data dir): ${boot.readyMs} ms; idle RSS: ${boot.idleRssMiB} MiB`);
 } finally {
   await db.drop();

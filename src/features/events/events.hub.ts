@@ -57,9 +57,12 @@ export class EventHub {
     return n;
   }
 
+  /** Acknowledged subscriptions: one still starting (waiting for its source) receives nothing yet. */
   get subscriptionCount(): number {
     let n = 0;
-    for (const slice of this.slices) for (const client of slice) n += client.subscriptions.size;
+    for (const slice of this.slices) {
+      for (const client of slice) for (const subscription of client.subscriptions.values()) if (!subscription.pending) n++;
+    }
     return n;
   }
 

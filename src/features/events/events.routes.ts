@@ -64,7 +64,7 @@ function registerMetrics(registry: Registry, hub: EventHub): void {
     () =>
       new Gauge({
         name: 'cairn_event_stream_subscriptions',
-        help: 'Topic subscriptions of open event streams',
+        help: 'Acknowledged topic subscriptions of open event streams',
         registers,
         collect() {
           this.set(hub.subscriptionCount);
