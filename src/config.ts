@@ -11,6 +11,8 @@ export interface Config {
   /** PostgreSQL connection string; absent means embedded PGlite. */
   readonly databaseUrl: string | undefined;
   readonly databasePoolSize: number;
+  /** Runs advanced at once by this process (each holds a database connection while it works). */
+  readonly runAdvanceConcurrency: number;
   /** Embedded data directory; `memory://` keeps PGlite in memory (tests). */
   readonly dataDir: string;
   readonly redisUrl: string | undefined;
@@ -147,7 +149,8 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, 'PORT', 3000, 0, 65535),
     logLevel: logLevel as Config['logLevel'],
     databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']),
-    databasePoolSize: int(env, 'CAIRN_DB_POOL_SIZE', 10, 1, 500),
+    databasePoolSize: int(env, 'CAIRN_DB_POOL_SIZE', 20, 1, 500),
+    runAdvanceConcurrency: int(env, 'CAIRN_RUN_ADVANCE_CONCURRENCY', 32, 1, 500),
     dataDir: dataDir === 'memory://' ? dataDir : path.resolve(dataDir),
     redisUrl: url(env, 'REDIS_URL', ['redis:', 'rediss:']),
     jwtSecret,

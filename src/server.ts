@@ -85,7 +85,7 @@ export async function openDeps(config: Config, opts: OpenDepsOptions): Promise<A
     authenticator: createAuthenticator({ db, bus, jwtSecret }),
     queue: createQueueRuntime({ db, bus, metrics, log: opts.log }),
     // Block and deploy steps are carried out by approvals and deployments, through drivers.
-    runs: createRunsRuntime(STEP_DRIVERS, opts.log),
+    runs: createRunsRuntime(STEP_DRIVERS, opts.log, config.runAdvanceConcurrency),
     migrations,
     metrics,
     version: VERSION,
