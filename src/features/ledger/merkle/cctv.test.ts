@@ -5,10 +5,11 @@ import { MemoryTree, refConsistencyProof, refInclusionProof, rootOfRange } from 
 import { rootFromFrontier, newNodesForAppend } from './tree.js';
 import { rootFromLeafHashes, verifyConsistency, verifyInclusion } from './verify.js';
 
-// C2SP CCTV vectors live beside the repository (shared/testdata). Reading them
-// at import time makes a missing folder fail this file loudly instead of
-// letting the suite pass with nothing checked.
-const DIR = new URL('../../../../../shared/testdata/merkle-cctv/', import.meta.url);
+// The C2SP CCTV vectors, vendored byte for byte in test/vectors/merkle-cctv (BSD-2-Clause,
+// LICENSE there) so every checkout and CI run has them. Reading them at import time makes
+// a missing folder fail this file loudly instead of letting the suite pass with nothing
+// checked.
+const DIR = new URL('../../../../test/vectors/merkle-cctv/', import.meta.url);
 
 function load<T>(name: string): T[] {
   const parsed: unknown = JSON.parse(readFileSync(new URL(name, DIR), 'utf8'));
