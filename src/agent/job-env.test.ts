@@ -23,7 +23,7 @@ const input = {
   agentName: 'builder',
   agentId: 'agent-1',
   jobName: 'build',
-  tmpDir: '/work/jobs/job-1-2/.cairn/tmp',
+  tmpDir: '/srv/cairn-agent/jobs/job-1-2/.cairn/tmp',
 };
 
 describe('job environment', () => {
@@ -32,7 +32,7 @@ describe('job environment', () => {
       PATH: '/usr/bin:/bin',
       HOME: '/home/ci',
       LANG: 'en_US.UTF-8',
-      TMPDIR: '/work/jobs/job-1-2/.cairn/tmp',
+      TMPDIR: '/srv/cairn-agent/jobs/job-1-2/.cairn/tmp',
       NODE_ENV: 'test',
       DEPLOY_URL: 'https://deploy.internal',
       DEPLOY_KEY: 'k3y',
@@ -67,12 +67,12 @@ describe('what a job needs to call back (cairn step …, cairn pipeline upload)'
       jobEnv: { ...input.jobEnv, CAIRN_URL: 'https://evil.example', CAIRN_JOB_TOKEN: 'forged' },
       serverUrl: 'https://cairn.internal',
       jobToken: 'cairn_job_x.y',
-      cairnDir: '/work/jobs/job-1-2/.cairn/bin',
+      cairnDir: '/srv/cairn-agent/jobs/job-1-2/.cairn/bin',
     });
     expect(env).toMatchObject({
       CAIRN_URL: 'https://cairn.internal',
       CAIRN_JOB_TOKEN: 'cairn_job_x.y',
-      PATH: '/work/jobs/job-1-2/.cairn/bin:/usr/bin:/bin',
+      PATH: '/srv/cairn-agent/jobs/job-1-2/.cairn/bin:/usr/bin:/bin',
     });
   });
 
