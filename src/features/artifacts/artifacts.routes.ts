@@ -7,7 +7,8 @@ import { authOf } from '../../platform/http/auth-guard.js';
 import { IdParams, Page, PageQuery, errorResponses } from '../../platform/http/schemas.js';
 import { topicRegistry } from '../events/events.topics.js';
 import { artifactUploader } from '../pipelines/job-caller.js';
-import { ARTIFACT_PATH_MAX, contentDisposition } from './artifacts.paths.js';
+import { ARTIFACT_PATH_MAX } from './artifacts.paths.js';
+import { replyWithArtifact } from './artifacts.reply.js';
 import { getArtifact, listArtifactsPage, openArtifact, uploadArtifact } from './artifacts.service.js';
 
 const Artifact = Type.Object({
@@ -141,19 +142,7 @@ export function artifactRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
       },
       async (request, reply) => {
         const { artifact, open } = await openArtifact(service, authOf(request), request.params.id);
-        const etag = `"${artifact.sha256}"`;
-        reply
-          .header('etag', etag)
-          .header('cache-control', 'private, max-age=31536000, immutable')
-          .header('digest', `sha-256=${Buffer.from(artifact.sha256, 'hex').toString('base64')}`);
-        if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
-        const stream = await open();
-        return reply
-          .header('content-length', String(artifact.size))
-          .header('content-type', artifact.content_type)
-          .header('content-disposition', contentDisposition(artifact.path))
-          .header('content-security-policy', "default-src 'none'; sandbox")
-          .send(stream);
+        return replyWithArtifact(request, reply, artifact, open, 'private, max-age=31536000, immutable');
       },
     );
   };

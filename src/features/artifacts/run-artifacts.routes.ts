@@ -5,7 +5,8 @@ import { createBlobStore } from '../../platform/blobs.js';
 import type { AppDeps } from '../../platform/deps.js';
 import { authOf } from '../../platform/http/auth-guard.js';
 import { IdParams, Page, PageQuery, errorResponses } from '../../platform/http/schemas.js';
-import { ARTIFACT_PATH_MAX, contentDisposition } from './artifacts.paths.js';
+import { ARTIFACT_PATH_MAX } from './artifacts.paths.js';
+import { replyWithArtifact } from './artifacts.reply.js';
 import { listRunArtifactsPage, openRunArtifact } from './run-artifacts.service.js';
 
 const StepKey = Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,100}$', description: 'The step that uploaded it' });
@@ -77,21 +78,7 @@ export function runArtifactRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
       },
       async (request, reply) => {
         const { artifact, open } = await openRunArtifact(service, authOf(request), request.params.id, request.query);
-        // The same headers as GET /artifacts/{id}/download.
-        const etag = `"${artifact.sha256}"`;
-        reply
-          .header('etag', etag)
-          .header('cache-control', 'private, no-cache')
-          .header('digest', `sha-256=${Buffer.from(artifact.sha256, 'hex').toString('base64')}`)
-          .header('x-artifact-id', artifact.id);
-        if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
-        const stream = await open();
-        return reply
-          .header('content-length', String(artifact.size))
-          .header('content-type', artifact.content_type)
-          .header('content-disposition', contentDisposition(artifact.path))
-          .header('content-security-policy', "default-src 'none'; sandbox")
-          .send(stream);
+        return replyWithArtifact(request, reply, artifact, open, 'private, no-cache');
       },
     );
   };
