@@ -1,11 +1,10 @@
 // Statistics reads and the roll-up writes behind queue.stats.ts.
 import type { Queryable } from '../../platform/db/index.js';
 
-export interface QueueStatsDelta {
-  org_id: string;
+/** One pool and priority's counters and histograms (a minute's delta, or a sum of minutes). */
+export interface StatsSumRow {
   pool_id: string;
   priority: number;
-  minute: Date;
   completed: number;
   failed: number;
   dead_lettered: number;
@@ -18,6 +17,11 @@ export interface QueueStatsDelta {
   exec_count: number;
   exec_sum_ms: number;
   exec_buckets: number[];
+}
+
+export interface QueueStatsDelta extends StatsSumRow {
+  org_id: string;
+  minute: Date;
 }
 
 const COUNTERS = ['completed', 'failed', 'dead_lettered', 'canceled', 'timed_out', 'retried'] as const;
@@ -45,23 +49,6 @@ export async function addQueueStats(db: Queryable, deltas: readonly QueueStatsDe
        exec_buckets = ${addArrays('exec_buckets')}`,
     [JSON.stringify(deltas.map((d) => ({ ...d, minute: d.minute.toISOString() })))],
   );
-}
-
-export interface StatsSumRow {
-  pool_id: string;
-  priority: number;
-  completed: number;
-  failed: number;
-  dead_lettered: number;
-  canceled: number;
-  timed_out: number;
-  retried: number;
-  wait_count: number;
-  wait_sum_ms: number;
-  wait_buckets: number[];
-  exec_count: number;
-  exec_sum_ms: number;
-  exec_buckets: number[];
 }
 
 /** Counters and histograms summed per pool and priority over the minute rows since `since`. */
