@@ -1,21 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import type { PipelineDefinition } from './pipeline.model.js';
-import { parsePipeline, type PipelineError } from './pipeline.parse.js';
-
-function ok(source: string, options?: Parameters<typeof parsePipeline>[1]): PipelineDefinition {
-  const result = parsePipeline(source, options);
-  if (!result.ok) throw new Error(`expected a valid pipeline, got:\n${JSON.stringify(result.errors, null, 2)}`);
-  return result.definition;
-}
-
-function errors(source: string, options?: Parameters<typeof parsePipeline>[1]): PipelineError[] {
-  const result = parsePipeline(source, options);
-  if (result.ok) throw new Error('expected errors, the pipeline was valid');
-  return result.errors;
-}
-
-/** Lines joined with \n, so tests can count lines and columns by eye. */
-const yaml = (...lines: string[]) => `${lines.join('\n')}\n`;
+import { errors, ok, yaml } from '../../../test/helpers/pipelines.js';
 
 describe('step forms normalize to the definition', () => {
   it('command steps: command or commands, agents, env, timeouts, retry, artifacts, priority, concurrency', () => {
