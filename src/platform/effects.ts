@@ -10,6 +10,15 @@ export class AfterCommit {
     this.effects.push(effect);
   }
 
+  /** Where the list stands now, to drop what a rolled-back savepoint added (`discardSince`). */
+  mark(): number {
+    return this.effects.length;
+  }
+
+  discardSince(mark: number): void {
+    this.effects.splice(mark);
+  }
+
   run(): void {
     for (const effect of this.effects.splice(0)) effect();
   }

@@ -5,6 +5,7 @@ import { createPostgresDb } from './postgres.js';
 
 export type { Db, Queryable, QueryResult } from './db.js';
 export { LOCK_KEYS } from './db.js';
+export { tryInSavepoint } from './savepoint.js';
 
 /** PostgreSQL when DATABASE_URL is set, otherwise embedded PGlite in the data directory. */
 export async function openDb(config: Pick<Config, 'databaseUrl' | 'databasePoolSize' | 'dataDir'>): Promise<Db> {
