@@ -132,8 +132,10 @@ const ACTIONS: Record<Exclude<ApprovalState, 'pending'>, string> = {
 
 /**
  * Ends a pending approval (the caller holds its row lock): records the outcome, hands a
- * block step's answer on as the step's outputs, tells what waited on it (same transaction),
- * and after the commit publishes the event and asks the run engine to advance at once.
+ * block step's answer on as the step's outputs, tells what waited on it, and advances its
+ * run — all in the same transaction, so the step's dependents are queued with the answer —
+ * then publishes the event after the commit. A caller that is itself changing the run
+ * (stopping its steps) passes `runLockedByCaller`: the run is then advanced after the commit.
  */
 export async function settleApprovalInTx(
   deps: AppDeps,
@@ -147,6 +149,7 @@ export async function settleApprovalInTx(
     input?: Record<string, AnswerValue> | null;
     comment?: string | null;
   },
+  opts: { runLockedByCaller?: boolean } = {},
 ): Promise<ApprovalRow> {
   const row = await resolveApproval(tx, approval.id, { ...outcome, resolvedBy: actorOf(auth) });
   const action = ACTIONS[outcome.state];
@@ -165,13 +168,14 @@ export async function settleApprovalInTx(
     });
   }
   await settledHandler(row.subject_type)?.({ deps, tx, after, auth, approval: row });
+  if (row.run_id && !opts.runLockedByCaller) await deps.runs.advanceInTransaction(tx, after, [row.run_id]);
   after.add(() => {
     publishOrgEvent(deps.bus, row.org_id, action, {
       ...approvalEventData(row),
       choice: row.choice,
       resolved_by: row.resolved_by?.label ?? null,
     });
-    if (row.run_id) deps.runs.requestAdvance(row.run_id);
+    if (row.run_id && opts.runLockedByCaller) deps.runs.requestAdvance(row.run_id);
   });
   return row;
 }
@@ -186,5 +190,13 @@ export async function cancelPendingApproval(
   if (!approvalId) return;
   const a = await findApproval(ctx.tx, orgId, approvalId, { forUpdate: true });
   if (a?.state !== 'pending') return;
-  await settleApprovalInTx(ctx.deps, ctx.tx, ctx.after, ctx.auth, a, { state: 'canceled', comment: reason });
+  await settleApprovalInTx(
+    ctx.deps,
+    ctx.tx,
+    ctx.after,
+    ctx.auth,
+    a,
+    { state: 'canceled', comment: reason },
+    { runLockedByCaller: true },
+  );
 }

@@ -89,6 +89,8 @@ export function auditCtes(opts: {
   resourceType: string;
   payload: string;
   firstParam: number;
+  /** An SQL expression over `s` for each event's request id, before the actor's (when null). */
+  requestId?: string;
 }): string {
   const p = opts.firstParam;
   if (!/^[a-z_]+$/.test(opts.resourceType) || !/^[a-z_]+$/.test(opts.source)) {
@@ -98,7 +100,7 @@ export function auditCtes(opts: {
        INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, actor_label, action,
                                  resource_type, resource_id, project_id, request_id, client_ip, payload)
        SELECT gen_random_uuid(), s.org_id, date_trunc('milliseconds', now()), $${p}, $${p + 1}, $${p + 2},
-              ${opts.action}, '${opts.resourceType}', s.id::text, s.project_id, $${p + 3}, $${p + 4}, ${opts.payload}
+              ${opts.action}, '${opts.resourceType}', s.id::text, s.project_id, ${opts.requestId ? `coalesce(${opts.requestId}, $${p + 3}::text)` : `$${p + 3}`}, $${p + 4}, ${opts.payload}
          FROM ${opts.source} s
        RETURNING id, org_id),
      ${opts.source}_leaves AS (

@@ -45,6 +45,8 @@ export async function endAttempts(
   tx: Queryable,
   after: AfterCommit,
   ends: readonly AttemptEnd[],
+  /** The caller runs the jobs-ending hooks on what ended here (the agent's report path; see QueueRuntime). */
+  opts: { advancedInTransaction?: boolean } = {},
 ): Promise<EndedJob[]> {
   if (ends.length === 0) return [];
   const finals: FinalMove[] = [];
@@ -125,7 +127,7 @@ export async function endAttempts(
   );
 
   after.add(() => {
-    deps.queue.jobsEnded(finished);
+    deps.queue.jobsEnded(finished, { advancedInTransaction: opts.advancedInTransaction === true });
     for (const { job, event } of ended) {
       const before = byId.get(job.id)!.job;
       publishOrgEvent(deps.bus, job.org_id, event, jobEventData(job, { agent_id: before.agent_id }));

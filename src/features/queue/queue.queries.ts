@@ -35,7 +35,17 @@ const ENQUEUE_PAYLOAD = `jsonb_build_object(
   'timeout_seconds', s.timeout_seconds, 'max_attempts', s.max_attempts, 'retry', s.retry,
   'run_id', s.run_id, 'step_key', s.step_key)`;
 
-export async function insertJobs(tx: Queryable, actor: AuditActor, jobs: readonly NewJob[]): Promise<JobRow[]> {
+/**
+ * Inserts jobs with their audit events. `requestIdPerRun`: each event's request id is
+ * `run:<run_id>` of its job (as the run engine's actor names the run it acts for), so one
+ * statement can queue the jobs of many runs.
+ */
+export async function insertJobs(
+  tx: Queryable,
+  actor: AuditActor,
+  jobs: readonly NewJob[],
+  opts: { requestIdPerRun?: boolean } = {},
+): Promise<JobRow[]> {
   if (jobs.length === 0) return [];
   // `ord` keeps the batch's order, so FIFO within a priority follows the request.
   const { rows } = await tx.query<JobRow>(
@@ -51,7 +61,14 @@ export async function insertJobs(tx: Queryable, actor: AuditActor, jobs: readonl
               max_attempts int, retry jsonb, created_by text, run_at timestamptz)
         ORDER BY ord
        RETURNING *),
-     ${auditCtes({ source: 'inserted', action: "'job.' || s.state", resourceType: 'job', payload: ENQUEUE_PAYLOAD, firstParam: 2 })}
+     ${auditCtes({
+       source: 'inserted',
+       action: "'job.' || s.state",
+       resourceType: 'job',
+       payload: ENQUEUE_PAYLOAD,
+       firstParam: 2,
+       ...(opts.requestIdPerRun ? { requestId: "'run:' || s.run_id::text" } : {}),
+     })}
      SELECT j.*, ${WITH_POOL_NAME} FROM inserted j`,
     [JSON.stringify(jobs.map((job, ord) => ({ ord, ...job }))), ...auditParams(actor)],
   );

@@ -2,7 +2,8 @@
 // yet written. One per server (created with the other dependencies, closed with them).
 import type { Registry } from 'prom-client';
 import type { Bus } from '../../platform/bus.js';
-import type { Db } from '../../platform/db/index.js';
+import type { Db, Queryable } from '../../platform/db/index.js';
+import type { AfterCommit } from '../../platform/effects.js';
 import { registerQueueMetrics } from './queue.metrics.js';
 import type { JobRow } from './queue.model.js';
 import { createStatsRecorder, type StatsRecorder } from './queue.stats.js';
@@ -12,7 +13,9 @@ export const STATS_FLUSH_MS = 2_000;
 /** While Redis (cross-replica wake-ups) is away, parked claims re-check this often. */
 const DEGRADED_POLL_MS = 2_000;
 
-export type JobsEndedListener = (jobs: readonly JobRow[]) => void;
+export type JobsEndedListener = (jobs: readonly JobRow[], how: { advancedInTransaction: boolean }) => void;
+/** Work that commits with the jobs' end, in the ending transaction (`advancedInTransaction`). */
+export type JobsEndingHook = (tx: Queryable, after: AfterCommit, jobs: readonly JobRow[]) => Promise<void>;
 
 export interface QueueRuntime {
   wakeups: Wakeups;
@@ -23,7 +26,15 @@ export interface QueueRuntime {
    * die between the commit and the notice, so listeners also sweep for what they missed.
    */
   onJobsEnded(listener: JobsEndedListener): () => void;
-  jobsEnded(jobs: readonly JobRow[]): void;
+  jobsEnded(jobs: readonly JobRow[], how?: { advancedInTransaction: boolean }): void;
+  /**
+   * In-transaction hooks, run where an agent reports jobs ended (the hot path): a run's
+   * next steps are queued in the same commit as the step's end. Other paths (cancel, the
+   * reaper, a lost agent) leave it to the after-commit notice, since they may hold locks
+   * the hooks would need.
+   */
+  onJobsEnding(hook: JobsEndingHook): () => void;
+  jobsEnding(tx: Queryable, after: AfterCommit, jobs: readonly JobRow[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,6 +51,7 @@ export function createQueueRuntime(deps: {
   const timer = setInterval(() => void flush(), STATS_FLUSH_MS);
   timer.unref();
   const listeners = new Set<JobsEndedListener>();
+  const hooks = new Set<JobsEndingHook>();
   return {
     wakeups,
     stats,
@@ -47,15 +59,23 @@ export function createQueueRuntime(deps: {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
-    jobsEnded(jobs) {
+    jobsEnded(jobs, how = { advancedInTransaction: false }) {
       if (jobs.length === 0) return;
       for (const listener of listeners) {
         try {
-          listener(jobs);
+          listener(jobs, how);
         } catch (error) {
           deps.log?.warn({ err: error }, 'a jobs-ended listener failed');
         }
       }
+    },
+    onJobsEnding(hook) {
+      hooks.add(hook);
+      return () => hooks.delete(hook);
+    },
+    async jobsEnding(tx, after, jobs) {
+      if (jobs.length === 0) return;
+      for (const hook of hooks) await hook(tx, after, jobs);
     },
     async close() {
       clearInterval(timer);

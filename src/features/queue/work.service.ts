@@ -4,6 +4,7 @@
 // can never move a job, let alone complete it twice.
 import type { AuthContext } from '../../platform/auth.js';
 import { publishOrgEvent } from '../../platform/bus.js';
+import type { Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
 import { transactionWithEffects } from '../../platform/effects.js';
 import { AppError, ConflictError, NotFoundError } from '../../platform/errors.js';
@@ -140,9 +141,10 @@ const asError = (e: AppError) => ({ status: e.status, code: e.code, detail: e.de
 
 /**
  * Applies a batch of reports. Starts and successful completions are one statement each
- * for the whole batch (with their audit events); failures go through `endAttempts` in a
- * transaction, since their retry rules decide what follows. Each report succeeds or fails
- * on its own; refused ones say why.
+ * for the whole batch (with their audit events); failures go through `endAttempts`, since
+ * their retry rules decide what follows. Completions and failures share one transaction
+ * with the jobs-ending hooks, so a run's next steps are queued in the same commit as the
+ * step's end. Each report succeeds or fails on its own; refused ones say why.
  */
 export async function applyReports(deps: Deps, auth: AuthContext, reports: readonly Report[]): Promise<ReportResult[]> {
   const agentId = auth.agentId!;
@@ -163,44 +165,25 @@ export async function applyReports(deps: Deps, auth: AuthContext, reports: reado
   started.forEach((job) => publishOrgEvent(deps.bus, job.org_id, 'job.started', jobEventData(job)));
   matchRows(starts, started, applied);
 
-  const completed = await completeJobs(
-    deps.db,
-    auth,
-    agentId,
-    successes.map((r) => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null })),
-  );
-  for (const job of completed) {
-    publishOrgEvent(deps.bus, job.org_id, 'job.completed', jobEventData(job));
-    const from = job.started_at ?? job.claimed_at;
-    deps.queue.stats.finished({
-      org_id: job.org_id,
-      pool_id: job.pool_id,
-      priority: job.priority,
-      outcome: 'completed',
-      execMs: from ? Date.now() - from.getTime() : null,
-    });
-  }
-  deps.queue.jobsEnded(completed);
-  matchRows(successes, completed, applied);
-
-  if (failures.length > 0) {
+  if (successes.length > 0 || failures.length > 0) {
+    // One transaction, so what follows the jobs (a run's next steps) commits with their end.
     await transactionWithEffects(deps.db, async (tx, after) => {
-      const locked = new Map((await lockJobs(tx, [...new Set(failures.map((r) => r.job_id))])).map((j) => [j.id, j]));
-      const ends: AttemptEnd[] = [];
-      for (const r of failures) {
-        const job = locked.get(r.job_id);
-        if (!job || job.agent_id !== agentId || job.lease_token !== r.lease_token || !['claimed', 'running'].includes(job.state))
-          continue;
-        if (ends.some((e) => e.job.id === job.id)) continue;
-        const reason = r.action === 'complete' ? 'exit_status' : (r.reason ?? 'error');
-        ends.push({ job, auth, failure: { reason, exitStatus: r.exit_status ?? null, message: r.message } });
-      }
-      const ended = await endAttempts(deps, tx, after, ends);
-      matchRows(
-        failures,
-        ended.map((e) => e.job),
-        applied,
+      const completed = await completeJobs(
+        tx,
+        auth,
+        agentId,
+        successes.map((r) => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null })),
       );
+      after.add(() => afterCompleted(deps, completed));
+      matchRows(successes, completed, applied);
+      const ended = (
+        await endAttempts(deps, tx, after, failureEnds(auth, failures, await lockFailed(tx, failures)), {
+          advancedInTransaction: true,
+        })
+      ).map((e) => e.job);
+      matchRows(failures, ended, applied);
+      const isFinal = (job: JobRow) => (FINAL_STATES as readonly string[]).includes(job.state);
+      await deps.queue.jobsEnding(tx, after, [...completed, ...ended.filter(isFinal)]);
     });
   }
 
@@ -219,6 +202,40 @@ export async function applyReports(deps: Deps, auth: AuthContext, reports: reado
     );
   }
   return reports.map((r) => results.get(r)!);
+}
+
+function afterCompleted(deps: Deps, completed: readonly JobRow[]): void {
+  for (const job of completed) {
+    publishOrgEvent(deps.bus, job.org_id, 'job.completed', jobEventData(job));
+    const from = job.started_at ?? job.claimed_at;
+    deps.queue.stats.finished({
+      org_id: job.org_id,
+      pool_id: job.pool_id,
+      priority: job.priority,
+      outcome: 'completed',
+      execMs: from ? Date.now() - from.getTime() : null,
+    });
+  }
+  deps.queue.jobsEnded(completed, { advancedInTransaction: true });
+}
+
+async function lockFailed(tx: Queryable, failures: readonly Report[]): Promise<Map<string, JobRow>> {
+  if (failures.length === 0) return new Map();
+  return new Map((await lockJobs(tx, [...new Set(failures.map((r) => r.job_id))])).map((j) => [j.id, j]));
+}
+
+/** The failure reports that apply: this agent's job, under its current lease, still live (one per job). */
+function failureEnds(auth: AuthContext, failures: readonly Report[], locked: Map<string, JobRow>): AttemptEnd[] {
+  const ends: AttemptEnd[] = [];
+  for (const r of failures) {
+    const job = locked.get(r.job_id);
+    if (!job || job.agent_id !== auth.agentId || job.lease_token !== r.lease_token || !['claimed', 'running'].includes(job.state))
+      continue;
+    if (ends.some((e) => e.job.id === job.id)) continue;
+    const reason = r.action === 'complete' ? 'exit_status' : (r.reason ?? 'error');
+    ends.push({ job, auth, failure: { reason, exitStatus: r.exit_status ?? null, message: r.message } });
+  }
+  return ends;
 }
 
 /** Pairs reports with the rows their statement changed (one report per job id wins). */

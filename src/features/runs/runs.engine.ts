@@ -10,18 +10,21 @@ import { publishOrgEvent } from '../../platform/bus.js';
 import type { Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
 import { transactionWithEffects, type AfterCommit } from '../../platform/effects.js';
-import { recordAudit } from '../audit/audit.record.js';
+import { recordAuditMany } from '../audit/audit.record.js';
 import type { CommandStep } from '../pipelines/pipeline.model.js';
 import type { TemplateScope } from '../pipelines/templates.js';
 import { publishEnqueued } from '../queue/enqueue.service.js';
+import { findPoolIdsByName } from '../queue/jobs.queries.js';
 import type { JobRow } from '../queue/queue.model.js';
+import { insertJobs, type NewJob } from '../queue/queue.queries.js';
 import type { StepOutcome } from './runs.drivers.js';
 import { startCommandStep } from './runs.steps.js';
 import {
   lockRun,
-  outputsOfRun,
-  saveAdvance,
-  stepsOfRun,
+  outputsOfRuns,
+  saveAdvances,
+  stepsOfRuns,
+  type RunAdvance,
   type RunRow,
   type RunState,
   type StepChange,
@@ -113,9 +116,29 @@ class Changes {
   }
 }
 
-async function scopeOf(tx: Queryable, run: RunRow): Promise<TemplateScope> {
+/** What the advances of one transaction share: the runs' outputs read once, each pool looked up once. */
+interface SharedReads {
+  outputs(runId: string): Promise<{ step_key: string; key: string; value: string }[]>;
+  poolId(orgId: string, name: string): Promise<string | undefined>;
+}
+
+function sharedReads(tx: Queryable, runIds: readonly string[]): SharedReads {
+  let outputs: Promise<Map<string, { step_key: string; key: string; value: string }[]>> | undefined;
+  const pools = new Map<string, Promise<string | undefined>>();
+  return {
+    outputs: async (runId) => (await (outputs ??= outputsOfRuns(tx, runIds))).get(runId) ?? [],
+    poolId(orgId, name) {
+      const key = `${orgId}/${name}`;
+      let id = pools.get(key);
+      if (!id) pools.set(key, (id = findPoolIdsByName(tx, orgId, [name]).then((found) => found.get(name))));
+      return id;
+    },
+  };
+}
+
+async function scopeOf(shared: SharedReads, run: RunRow): Promise<TemplateScope> {
   const outputs: TemplateScope['outputs'] = {};
-  for (const o of await outputsOfRun(tx, run.id)) (outputs[o.step_key] ??= {})[o.key] = o.value;
+  for (const o of await shared.outputs(run.id)) (outputs[o.step_key] ??= {})[o.key] = o.value;
   return {
     run: {
       id: run.id,
@@ -143,14 +166,21 @@ async function reconcile(deps: AppDeps, tx: Queryable, changes: Changes, freed: 
 
 async function startStep(
   deps: AppDeps,
-  ctx: { tx: Queryable; after: AfterCommit; run: RunRow; auth: AuthContext; scope: () => Promise<TemplateScope> },
+  ctx: {
+    tx: Queryable;
+    after: AfterCommit;
+    run: RunRow;
+    auth: AuthContext;
+    scope: () => Promise<TemplateScope>;
+    poolId: (name: string) => Promise<string | undefined>;
+  },
   step: StepRow,
-  jobs: JobRow[],
+  newJobs: NewJob[],
 ): Promise<Partial<StepRow> | undefined> {
   const definition = step.definition;
   if (definition.type === 'command') {
     const started = await startCommandStep(deps, { ...ctx, step, definition: definition satisfies CommandStep });
-    if (started.job) jobs.push(started.job);
+    if (started.newJob) newJobs.push(started.newJob);
     return started.patch;
   }
   const driver = deps.runs.drivers[definition.type];
@@ -174,52 +204,135 @@ async function startStep(
 export async function advanceRun(deps: AppDeps, runId: string): Promise<AdvanceResult> {
   return transactionWithEffects(deps.db, async (tx, after) => {
     const run = await lockRun(tx, runId);
-    if (!run || FINAL_RUN_STATES.includes(run.state)) return { run: run ?? null, freedGroups: [], jobs: [] };
-    const original = new Map((await stepsOfRun(tx, runId)).map((s) => [s.key, s]));
-    const changes = new Changes(new Map(original));
-    const freed = new Set<string>();
-    const jobs: JobRow[] = [];
-    const auth = runActor(run);
-    let scope: TemplateScope | undefined;
-    const ctx = { tx, after, run, auth, scope: async () => (scope ??= await scopeOf(tx, run)) };
+    if (!run) return { run: null, freedGroups: [], jobs: [] };
+    return (await advanceLockedRuns(deps, tx, after, [run]))[0]!;
+  });
+}
 
-    await reconcile(deps, tx, changes, freed);
-    for (let progress = true; progress;) {
-      progress = false;
-      for (const step of [...changes.steps.values()]) {
-        if (step.state !== 'waiting') continue;
-        const needs = step.needs.map((key) => changes.steps.get(key)!);
-        if (needs.some(blocksDependents)) {
-          changes.set(step, { state: 'skipped', reason: 'dependency' });
-          progress = true;
-        } else if (needs.every(satisfies)) {
-          const patch = await startStep(deps, ctx, step, jobs);
-          if (patch && (patch.state !== step.state || patch.reason !== step.reason)) {
-            changes.set(step, patch);
-            // Only a step that ended at once (a block that needs nobody, a failed start)
-            // can let another step start or skip in this pass.
-            if (patch.state && FINAL_STEP_STATES.has(patch.state)) progress = true;
-          }
+interface Planned {
+  run: RunRow;
+  advance: RunAdvance;
+  changed: StepRow[];
+  freedGroups: string[];
+  /** Built while planning, inserted for the whole batch at once (then `jobs`). */
+  newJobs: NewJob[];
+  jobs: JobRow[];
+}
+
+/**
+ * Advances runs whose row locks the caller's transaction holds, sharing what can be: one
+ * read of all their steps, one of their outputs, one insert of all their new jobs (each
+ * audited with its run's request id), one write of their changes, one of their events.
+ */
+export async function advanceLockedRuns(
+  deps: AppDeps,
+  tx: Queryable,
+  after: AfterCommit,
+  runs: readonly RunRow[],
+): Promise<AdvanceResult[]> {
+  const live = runs.filter((run) => !FINAL_RUN_STATES.includes(run.state));
+  if (live.length === 0) return runs.map((run) => ({ run, freedGroups: [], jobs: [] }));
+  const ids = live.map((run) => run.id);
+  const steps = await stepsOfRuns(tx, ids);
+  const shared = sharedReads(tx, ids);
+  const planned = new Map<string, Planned>();
+  const saved = new Map<string, RunRow>();
+  const deferred: RunAdvance[] = [];
+  for (const run of live) {
+    const runSteps = steps.get(run.id)!;
+    const plan = await planAdvance(deps, { tx, after, shared }, run, runSteps);
+    planned.set(run.id, plan);
+    // A concurrency group's slots are counted from the saved steps: a run with grouped
+    // steps is saved at once, so the next run of this batch counts what it took or freed.
+    if (runSteps.some((step) => step.concurrency_group)) {
+      for (const [id, row] of await saveAdvances(tx, [plan.advance])) saved.set(id, row);
+    } else {
+      deferred.push(plan.advance);
+    }
+  }
+  for (const [id, row] of await saveAdvances(tx, deferred)) saved.set(id, row);
+  const newJobs = [...planned.values()].flatMap((p) => p.newJobs);
+  for (const job of await insertJobs(tx, runActor(live[0]!), newJobs, { requestIdPerRun: true })) {
+    planned.get(job.run_id!)!.jobs.push(job);
+  }
+  const moved = [...planned.values()].filter((p) => p.advance.state !== p.run.state);
+  if (moved.length > 0) {
+    await recordAuditMany(
+      tx,
+      moved.map(({ run, advance }) => ({
+        auth: runActor(run),
+        input: {
+          action: FINAL_RUN_STATES.includes(advance.state) ? 'run.finished' : 'run.state_changed',
+          resource: ['run', run.id] as const,
+          projectId: run.project_id,
+          details: { from: run.state, to: advance.state },
+        },
+      })),
+    );
+  }
+  after.add(() => {
+    for (const p of planned.values()) {
+      publishEnqueued(deps, p.jobs);
+      publishRunChanges(deps, saved.get(p.run.id)!, p.changed, p.run.state);
+    }
+  });
+  return runs.map((run) => {
+    const p = planned.get(run.id);
+    return p ? { run: saved.get(run.id)!, freedGroups: p.freedGroups, jobs: p.jobs } : { run, freedGroups: [], jobs: [] };
+  });
+}
+
+/** One run's advance in memory (its new jobs and its drivers' records already written). */
+async function planAdvance(
+  deps: AppDeps,
+  batch: { tx: Queryable; after: AfterCommit; shared: SharedReads },
+  run: RunRow,
+  steps: readonly StepRow[],
+): Promise<Planned> {
+  const { tx, after, shared } = batch;
+  const original = new Map(steps.map((s) => [s.key, s]));
+  const changes = new Changes(new Map(original));
+  const freed = new Set<string>();
+  const newJobs: NewJob[] = [];
+  const auth = runActor(run);
+  let scope: TemplateScope | undefined;
+  const ctx = {
+    tx,
+    after,
+    run,
+    auth,
+    scope: async () => (scope ??= await scopeOf(shared, run)),
+    poolId: (name: string) => shared.poolId(run.org_id, name),
+  };
+
+  await reconcile(deps, tx, changes, freed);
+  for (let progress = true; progress;) {
+    progress = false;
+    for (const step of [...changes.steps.values()]) {
+      if (step.state !== 'waiting') continue;
+      const needs = step.needs.map((key) => changes.steps.get(key)!);
+      if (needs.some(blocksDependents)) {
+        changes.set(step, { state: 'skipped', reason: 'dependency' });
+        progress = true;
+      } else if (needs.every(satisfies)) {
+        const patch = await startStep(deps, ctx, step, newJobs);
+        if (patch && (patch.state !== step.state || patch.reason !== step.reason)) {
+          changes.set(step, patch);
+          // Only a step that ended at once (a block that needs nobody, a failed start)
+          // can let another step start or skip in this pass.
+          if (patch.state && FINAL_STEP_STATES.has(patch.state)) progress = true;
         }
       }
     }
-
-    const state = runStateOf(changes.steps.values());
-    const after_ = await saveAdvance(tx, runId, changes.toRows(original), state);
-    if (state !== run.state) {
-      await recordAudit(tx, auth, {
-        action: FINAL_RUN_STATES.includes(state) ? 'run.finished' : 'run.state_changed',
-        resource: ['run', runId],
-        projectId: run.project_id,
-        details: { from: run.state, to: state },
-      });
-    }
-    after.add(() => {
-      publishEnqueued(deps, jobs);
-      publishRunChanges(deps, after_, [...changes.changed.values()], run.state);
-    });
-    return { run: after_, freedGroups: [...freed], jobs };
-  });
+  }
+  return {
+    run,
+    advance: { runId: run.id, changes: changes.toRows(original), state: runStateOf(changes.steps.values()) },
+    changed: [...changes.changed.values()],
+    freedGroups: [...freed],
+    newJobs,
+    jobs: [],
+  };
 }
 
 export function publishRunChanges(deps: Pick<AppDeps, 'bus'>, run: RunRow, steps: readonly StepRow[], previous: RunState): void {

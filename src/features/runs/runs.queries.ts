@@ -157,9 +157,32 @@ export async function lockRun(tx: Queryable, runId: string): Promise<RunRow | un
   return rows[0];
 }
 
+/**
+ * Locks those of these runs no other transaction holds, in id order (two callers never
+ * wait on each other), and answers them; a run held elsewhere is left out, not waited for.
+ */
+export async function lockFreeRuns(tx: Queryable, runIds: readonly string[]): Promise<RunRow[]> {
+  const { rows } = await tx.query<RunRow>('SELECT * FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED', [
+    runIds,
+  ]);
+  return rows;
+}
+
 export async function findRun(db: Queryable, orgId: string, runId: string): Promise<RunRow | undefined> {
   const { rows } = await db.query<RunRow>('SELECT * FROM runs WHERE org_id = $1 AND id = $2', [orgId, runId]);
   return rows[0];
+}
+
+/** The steps of several runs (with their jobs' states), by run, each in position order. */
+export async function stepsOfRuns(db: Queryable, runIds: readonly string[]): Promise<Map<string, StepRow[]>> {
+  const { rows } = await db.query<StepRow>(
+    `SELECT s.*, (SELECT j.state FROM all_jobs j WHERE j.id = s.job_id LIMIT 1) AS job_state
+       FROM run_steps s WHERE s.run_id = ANY($1::uuid[]) ORDER BY s.run_id, s.position`,
+    [runIds],
+  );
+  const byRun = new Map<string, StepRow[]>(runIds.map((id) => [id, []]));
+  for (const row of rows) byRun.get(row.run_id)!.push(row);
+  return byRun;
 }
 
 export async function stepsOfRun(db: Queryable, runId: string): Promise<StepRow[]> {
@@ -213,30 +236,38 @@ export async function setRunState(tx: Queryable, runId: string, state: RunState,
  * The end of an advance, in one statement: the changed steps, and the run's state (its
  * `updated_at` moves even when nothing changed, so the sweeper leaves it alone a while).
  */
-export async function saveAdvance(
-  tx: Queryable,
-  runId: string,
-  changes: readonly StepChange[],
-  state: RunState,
-): Promise<RunRow> {
+/** One run's advance, as `saveAdvances` writes it. */
+export interface RunAdvance {
+  runId: string;
+  changes: readonly StepChange[];
+  state: RunState;
+}
+
+/** Writes the step changes and new states of several runs (locked by the caller) in one statement. */
+export async function saveAdvances(tx: Queryable, advances: readonly RunAdvance[]): Promise<Map<string, RunRow>> {
+  if (advances.length === 0) return new Map();
   const { rows } = await tx.query<RunRow>(
     `WITH c AS (
-       SELECT * FROM jsonb_to_recordset($2::jsonb) AS c(key text, state text, reason text, job_id uuid, approval_id uuid,
-              deployment_id uuid, jobs_started int, started boolean, finished boolean)),
+       SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(run_id uuid, key text, state text, reason text, job_id uuid,
+              approval_id uuid, deployment_id uuid, jobs_started int, started boolean, finished boolean)),
+     r AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(run_id uuid, state text)),
      steps AS (
        UPDATE run_steps s
           SET state = c.state, reason = c.reason, job_id = c.job_id, approval_id = c.approval_id,
               deployment_id = c.deployment_id, jobs_started = c.jobs_started,
               started_at = CASE WHEN c.started THEN coalesce(s.started_at, now()) ELSE s.started_at END,
               finished_at = CASE WHEN c.finished THEN now() ELSE NULL END
-         FROM c WHERE s.run_id = $1 AND s.key = c.key
+         FROM c WHERE s.run_id = c.run_id AND s.key = c.key
        RETURNING 1)
-     UPDATE runs SET state = $3, updated_at = now(),
-            finished_at = CASE WHEN $3 IN ('passed', 'failed', 'canceled') THEN coalesce(finished_at, now()) ELSE NULL END
-      WHERE id = $1 RETURNING *`,
-    [runId, JSON.stringify(changes), state],
+     UPDATE runs u SET state = r.state, updated_at = now(),
+            finished_at = CASE WHEN r.state IN ('passed', 'failed', 'canceled') THEN coalesce(u.finished_at, now()) ELSE NULL END
+       FROM r WHERE u.id = r.run_id RETURNING u.*`,
+    [
+      JSON.stringify(advances.flatMap((a) => a.changes.map((c) => ({ run_id: a.runId, ...c })))),
+      JSON.stringify(advances.map((a) => ({ run_id: a.runId, state: a.state }))),
+    ],
   );
-  return rows[0]!;
+  return new Map(rows.map((row) => [row.id, row]));
 }
 
 /**
@@ -272,6 +303,24 @@ export async function idleActiveRuns(db: Queryable, idleSeconds: number, limit: 
     [idleSeconds, limit],
   );
   return rows.map((r) => r.id);
+}
+
+/** The hand-off outputs of several runs, by run. */
+export async function outputsOfRuns(
+  db: Queryable,
+  runIds: readonly string[],
+): Promise<Map<string, { step_key: string; key: string; value: string }[]>> {
+  const { rows } = await db.query<{ run_id: string; step_key: string; key: string; value: string }>(
+    'SELECT run_id, step_key, key, value FROM run_outputs WHERE run_id = ANY($1::uuid[]) ORDER BY run_id, step_key, key',
+    [runIds],
+  );
+  const byRun = new Map<string, { step_key: string; key: string; value: string }[]>();
+  for (const { run_id, ...output } of rows) {
+    let list = byRun.get(run_id);
+    if (!list) byRun.set(run_id, (list = []));
+    list.push(output);
+  }
+  return byRun;
 }
 
 export async function outputsOfRun(db: Queryable, runId: string): Promise<{ step_key: string; key: string; value: string }[]> {

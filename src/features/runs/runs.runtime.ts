@@ -4,12 +4,14 @@
 // advances runs nobody asked about for a while (a notice lost to a crash, an approval that
 // expired, a slot that freed elsewhere).
 import type { FastifyBaseLogger } from 'fastify';
-import { LOCK_KEYS } from '../../platform/db/index.js';
+import { LOCK_KEYS, tryInSavepoint, type Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
+import type { AfterCommit } from '../../platform/effects.js';
 import { startLeaderLoop, type LeaderLoop } from '../../platform/leader.js';
+import type { JobRow } from '../queue/queue.model.js';
 import type { StepDrivers } from './runs.drivers.js';
-import { advanceRun } from './runs.engine.js';
-import { idleActiveRuns, runsWaitingForGroup } from './runs.queries.js';
+import { advanceLockedRuns, advanceRun, type AdvanceResult } from './runs.engine.js';
+import { idleActiveRuns, lockFreeRuns, runsWaitingForGroup } from './runs.queries.js';
 
 export const SWEEP_INTERVAL_MS = 5_000;
 const IDLE_SECONDS = 10;
@@ -22,6 +24,14 @@ export interface RunsRuntime {
   start(deps: AppDeps): void;
   /** Advance this run soon (coalesced; safe to call often). */
   requestAdvance(runId: string): void;
+  /**
+   * Advances these runs inside the caller's transaction, so what follows a step (its
+   * dependents' jobs) commits with what ended it. A run another transaction holds, or
+   * whose advance fails (rolled back to a savepoint, never failing the caller), is
+   * advanced after the commit instead. The caller must not be midway through changing
+   * one of these runs itself.
+   */
+  advanceInTransaction(tx: Queryable, after: AfterCommit, runIds: Iterable<string>): Promise<void>;
   /** Resolves once no advance is pending or running (tests, shutdown). */
   idle(): Promise<void>;
   close(): Promise<void>;
@@ -64,13 +74,21 @@ export function createRunsRuntime(drivers: StepDrivers, log?: Log, concurrency =
     }
   };
 
+  // A step that let go of a concurrency slot may let another run's step start.
+  const wakeGroupWaiters = async (d: AppDeps, result: AdvanceResult) => {
+    for (const group of result.freedGroups) {
+      for (const waiting of await runsWaitingForGroup(d.db, result.run!.org_id, group, 8)) runtime.requestAdvance(waiting);
+    }
+  };
+
+  const wakeGroupWaitersLogged = (d: AppDeps, result: AdvanceResult) =>
+    wakeGroupWaiters(d, result).catch((error: unknown) =>
+      log?.warn({ err: error, run_id: result.run?.id }, 'waking runs waiting for a freed slot failed; the sweeper will'),
+    );
+
   const advanceOnce = async (d: AppDeps, runId: string) => {
     try {
-      const result = await advanceRun(d, runId);
-      // A step that let go of a concurrency slot may let another run's step start.
-      for (const group of result.freedGroups) {
-        for (const waiting of await runsWaitingForGroup(d.db, result.run!.org_id, group, 8)) runtime.requestAdvance(waiting);
-      }
+      await wakeGroupWaiters(d, await advanceRun(d, runId));
     } catch (error) {
       // The sweeper will come back to it; a failed advance changes nothing.
       log?.warn({ err: error, run_id: runId }, 'advancing a run failed; the sweeper will retry');
@@ -81,13 +99,48 @@ export function createRunsRuntime(drivers: StepDrivers, log?: Log, concurrency =
     drivers,
     start(d) {
       deps = d;
-      stopListening = d.queue.onJobsEnded((jobs) => {
-        for (const job of jobs) if (job.run_id) runtime.requestAdvance(job.run_id);
+      const runIdsOf = (jobs: readonly JobRow[]) => jobs.flatMap((job) => (job.run_id ? [job.run_id] : []));
+      const stopEnding = d.queue.onJobsEnding((tx, after, jobs) => runtime.advanceInTransaction(tx, after, runIdsOf(jobs)));
+      const stopEnded = d.queue.onJobsEnded((jobs, { advancedInTransaction }) => {
+        if (!advancedInTransaction) for (const runId of runIdsOf(jobs)) runtime.requestAdvance(runId);
       });
+      stopListening = () => {
+        stopEnding();
+        stopEnded();
+      };
     },
     requestAdvance(runId) {
       pending.add(runId);
       setImmediate(pump);
+    },
+    async advanceInTransaction(tx, after, runIds) {
+      const wanted = new Set(runIds);
+      if (!deps || wanted.size === 0) return;
+      const d = deps;
+      const locked = await lockFreeRuns(tx, [...wanted]);
+      // Every run together; should that fail, each on its own, so one bad run holds up no other.
+      const batches = locked.length > 0 ? [locked] : [];
+      while (batches.length > 0) {
+        const batch = batches.shift()!;
+        const mark = after.mark();
+        const outcome = await tryInSavepoint(tx, () => advanceLockedRuns(d, tx, after, batch));
+        if (outcome.ok) {
+          for (const result of outcome.value) {
+            wanted.delete(result.run!.id);
+            if (result.freedGroups.length > 0) after.add(() => void wakeGroupWaitersLogged(d, result));
+          }
+          continue;
+        }
+        after.discardSince(mark);
+        if (batch.length > 1) batches.push(...batch.map((run) => [run]));
+        else
+          log?.warn(
+            { err: outcome.error, run_id: batch[0]!.id },
+            'advancing a run with its step failed; advancing it on its own',
+          );
+      }
+      // Held by another transaction, or failed here: the runtime advances them after the commit.
+      for (const runId of wanted) after.add(() => runtime.requestAdvance(runId));
     },
     idle() {
       return new Promise((resolve) => {

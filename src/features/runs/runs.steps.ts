@@ -1,5 +1,5 @@
-// Starting a command step: its job, in the engine's transaction, once its concurrency
-// group has room. The job's environment is the step's (pipeline env merged in at run
+// Starting a command step: its job (built here, inserted by the engine with the other
+// runs' jobs of its transaction), once its concurrency group has room. The job's environment is the step's (pipeline env merged in at run
 // creation), the run's overrides, the run's context as CAIRN_* variables, and every output
 // earlier steps handed on as CAIRN_OUTPUT_<STEP>_<NAME>.
 import type { AuthContext } from '../../platform/auth.js';
@@ -8,9 +8,7 @@ import type { AppDeps } from '../../platform/deps.js';
 import type { CommandStep } from '../pipelines/pipeline.model.js';
 import type { TemplateScope } from '../pipelines/templates.js';
 import { buildNewJob } from '../queue/enqueue.service.js';
-import { findPoolIdsByName } from '../queue/jobs.queries.js';
-import type { JobRow } from '../queue/queue.model.js';
-import { insertJobs } from '../queue/queue.queries.js';
+import type { NewJob } from '../queue/queue.queries.js';
 import { lockConcurrencyGroup, type RunRow, type StepRow } from './runs.queries.js';
 
 const envName = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
@@ -45,16 +43,18 @@ export async function startCommandStep(
     run: RunRow;
     auth: AuthContext;
     scope: () => Promise<TemplateScope>;
+    /** The pool's id by name in the run's organization (looked up once per transaction). */
+    poolId: (name: string) => Promise<string | undefined>;
     step: StepRow;
     definition: CommandStep;
   },
-): Promise<{ patch: Partial<StepRow>; job?: JobRow }> {
+): Promise<{ patch: Partial<StepRow>; newJob?: NewJob }> {
   const { tx, run, step, definition } = ctx;
   if (step.concurrency_group) {
     const busy = await lockConcurrencyGroup(tx, run.org_id, step.concurrency_group);
     if (busy >= (step.concurrency_limit ?? 1)) return { patch: { state: 'waiting', reason: 'concurrency' } };
   }
-  const poolId = (await findPoolIdsByName(tx, run.org_id, [definition.pool])).get(definition.pool);
+  const poolId = await ctx.poolId(definition.pool);
   if (!poolId) return { patch: { state: 'failed', reason: `there is no pool named "${definition.pool}"` } };
   const now = Date.now();
   const newJob = buildNewJob(
@@ -78,6 +78,5 @@ export async function startCommandStep(
     new Date(now),
     now,
   );
-  const [job] = await insertJobs(tx, ctx.auth, [newJob]);
-  return { job, patch: { state: 'running', reason: null, job_id: job!.id, jobs_started: step.jobs_started + 1 } };
+  return { newJob, patch: { state: 'running', reason: null, job_id: newJob.id, jobs_started: step.jobs_started + 1 } };
 }
