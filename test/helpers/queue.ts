@@ -109,6 +109,21 @@ export async function report(
   });
 }
 
+/** One batched report (`POST /queue/reports`): the same action for every job. */
+export async function reportAll(
+  t: TestApp,
+  agent: TestAgent,
+  jobs: readonly { id: string; lease_token?: string }[],
+  action: 'start' | 'complete' | 'fail',
+) {
+  return t.app.inject({
+    method: 'POST',
+    url: '/api/v1/queue/reports',
+    headers: agent.headers,
+    payload: { reports: jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action })) },
+  });
+}
+
 export async function getJob(t: TestApp, user: TestUser, id: string): Promise<JobJson> {
   const res = await t.app.inject({ method: 'GET', url: `/api/v1/jobs/${id}`, headers: user.headers });
   expect(res.statusCode, res.body).toBe(200);

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
 import { addUser, createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
+import { commandStep } from '../../../test/helpers/pipelines.js';
 import { claim, createPool, registerAgent, report, type TestAgent } from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
 import type { BlockStep, PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
@@ -30,17 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const command = (key: string, needs: string[] = []): StepDefinition => ({
-  type: 'command',
-  key,
-  label: key,
-  needs,
-  commands: [`echo ${key}`],
-  pool: 'linux',
-  tags: {},
-  env: {},
-  artifacts: [],
-});
+const command = (key: string, needs: string[] = []) => commandStep(key, { needs });
 
 const block = (key: string, needs: string[], extra: Partial<BlockStep> = {}): StepDefinition => ({
   type: 'block',

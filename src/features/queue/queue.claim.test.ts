@@ -8,6 +8,7 @@ import {
   enqueue,
   enqueueBatch,
   registerAgent,
+  reportAll,
   type TestAgent,
   type TestPool,
 } from '../../../test/helpers/queue.js';
@@ -26,12 +27,7 @@ afterAll(() => t.close());
 
 async function completeAll(agent: TestAgent, jobs: { id: string; lease_token?: string }[]) {
   if (jobs.length === 0) return;
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/api/v1/queue/reports',
-    headers: agent.headers,
-    payload: { reports: jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action: 'complete' })) },
-  });
+  const res = await reportAll(t, agent, jobs, 'complete');
   expect(res.statusCode, res.body).toBe(200);
   expect(res.json<{ results: { ok: boolean }[] }>().results.every((r) => r.ok)).toBe(true);
 }

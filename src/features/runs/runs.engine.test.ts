@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import { commandStep } from '../../../test/helpers/pipelines.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
 import { claim, createPool, registerAgent, report, type TestAgent } from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
-import type { CommandStep, PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
+import type { PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
 import { runStateOf } from './runs.engine.js';
 import type { StepRow } from './runs.queries.js';
 import { appendSteps, cancelRun, createRun, forceCompleteRun, getRun, retryStep } from './runs.service.js';
@@ -30,20 +31,7 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-function command(key: string, extra: Partial<CommandStep> = {}): StepDefinition {
-  return {
-    type: 'command',
-    key,
-    label: key,
-    needs: [],
-    commands: [`echo ${key}`],
-    pool: 'linux',
-    tags: {},
-    env: {},
-    artifacts: [],
-    ...extra,
-  };
-}
+const command = commandStep;
 
 function pipeline(...steps: StepDefinition[]): PipelineDefinition {
   return { env: { PIPELINE: 'yes' }, steps };

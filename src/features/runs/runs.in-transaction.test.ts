@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
 import { usingPostgres } from '../../../test/helpers/db.js';
-import { claim, createPool, registerAgent, report, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
+import { blockStep, commandStep } from '../../../test/helpers/pipelines.js';
+import {
+  claim,
+  createPool,
+  registerAgent,
+  report,
+  reportAll,
+  type JobJson,
+  type TestAgent,
+} from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
 import type { StepDefinition } from '../pipelines/pipeline.model.js';
 import type { StepDriver } from './runs.drivers.js';
@@ -28,28 +37,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const command = (key: string, needs: string[] = []): StepDefinition => ({
-  type: 'command',
-  key,
-  label: key,
-  needs,
-  commands: [`echo ${key}`],
-  pool: 'linux',
-  tags: {},
-  env: {},
-  artifacts: [],
-});
-const block = (key: string, needs: string[]): StepDefinition => ({
-  type: 'block',
-  key,
-  label: key,
-  needs,
-  prompt: 'Go?',
-  fields: [],
-  allowed_roles: [],
-  allowed_users: [],
-  on_expiry: 'fail',
-});
+const command = (key: string, needs: string[] = []) => commandStep(key, { needs });
+const block = (key: string, needs: string[]) => blockStep(key, { needs });
 
 const start = (...steps: StepDefinition[]) =>
   createRun(t.deps, auth, {
@@ -175,12 +164,7 @@ describe('advancing a run with what moved it', () => {
     try {
       const jobIds = [(await stepOf(bad.id, 'build')).job_id, (await stepOf(good.id, 'build')).job_id];
       const jobs = (await claim(t, agent, 8)).filter((j) => jobIds.includes(j.id));
-      const res = await t.app.inject({
-        method: 'POST',
-        url: '/api/v1/queue/reports',
-        headers: agent.headers,
-        payload: { reports: jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action: 'complete' })) },
-      });
+      const res = await reportAll(t, agent, jobs, 'complete');
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json<{ results: { ok: boolean }[] }>().results.map((r) => r.ok)).toEqual([true, true]);
       // Both together failed, then each alone: the good one committed with the report.
@@ -200,12 +184,7 @@ describe('advancing a run with what moved it', () => {
     const jobIds = [(await stepOf(a.id, 'build')).job_id, (await stepOf(b.id, 'build')).job_id];
     const jobs = (await claim(t, agent, 8)).filter((j) => jobIds.includes(j.id));
     expect(jobs).toHaveLength(2);
-    const res = await t.app.inject({
-      method: 'POST',
-      url: '/api/v1/queue/reports',
-      headers: agent.headers,
-      payload: { reports: jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action: 'complete' })) },
-    });
+    const res = await reportAll(t, agent, jobs, 'complete');
     expect(res.statusCode, res.body).toBe(200);
 
     const deploys = [await stepOf(a.id, 'deploy'), await stepOf(b.id, 'deploy')];
