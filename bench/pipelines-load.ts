@@ -1,8 +1,11 @@
 // The pipelines benchmark's load generator (run by bench/pipelines.ts in its own process):
 // triggers RUNS runs of a project's pipeline, plays AGENTS agents that claim in batches and
 // complete at once, and (with APPROVE=1) answers every block step's approval as soon as
-// it appears. Prints one JSON line. Timings are taken from the database afterwards.
+// it appears, APPROVERS (default 8) at a time. Prints one JSON line, with the latencies of the agents' completion reports
+// and of the approvals' answers (each commits the next steps' jobs with it); transition
+// times are taken from the database afterwards.
 import { createCaller } from './http-client.js';
+import { percentiles } from './lib.js';
 
 const TOKEN = process.env.BENCH_TOKEN!;
 const PROJECT = process.env.BENCH_PROJECT!;
@@ -11,6 +14,7 @@ const RUNS = Number(process.env.RUNS ?? 1000);
 const AGENTS = Number(process.env.AGENTS ?? 4);
 const JOBS_PER_RUN = Number(process.env.JOBS_PER_RUN ?? 3);
 const APPROVE = process.env.APPROVE === '1';
+const APPROVERS = Number(process.env.APPROVERS ?? 8);
 const http = createCaller(process.env.BENCH_URL!, 512);
 const { call } = http;
 
@@ -38,7 +42,7 @@ async function playAgent(index: number) {
     if (res.status !== 200) continue;
     const reports = (action: string) => res.json.jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action }));
     await call('POST', '/api/v1/queue/reports', token, { reports: reports('start') });
-    await call('POST', '/api/v1/queue/reports', token, { reports: reports('complete') });
+    await call('POST', '/api/v1/queue/reports', token, { reports: reports('complete') }, 'complete');
     done += res.json.jobs.length;
   }
 }
@@ -51,8 +55,14 @@ async function answerApprovals() {
       await new Promise((r) => setTimeout(r, 20));
       continue;
     }
+    // APPROVERS people (or bots) answer at once, each taking the next pending approval.
+    const queue = [...res.json.items];
     await Promise.all(
-      res.json.items.map((a) => call('POST', `/api/v1/approvals/${a.id}/respond`, TOKEN, { decision: 'approve' })),
+      Array.from({ length: APPROVERS }, async () => {
+        for (let a = queue.shift(); a; a = queue.shift()) {
+          await call('POST', `/api/v1/approvals/${a.id}/respond`, TOKEN, { decision: 'approve' }, 'respond');
+        }
+      }),
     );
     answered += res.json.items.length;
   }
@@ -75,6 +85,15 @@ await Promise.all([
   ...Array.from({ length: AGENTS }, (_, i) => playAgent(i)),
   ...(APPROVE ? [answerApprovals()] : []),
 ]);
-console.log(JSON.stringify({ runs: RUNS, jobs: done, seconds: (performance.now() - started) / 1000 }));
+console.log(
+  JSON.stringify({
+    runs: RUNS,
+    jobs: done,
+    seconds: (performance.now() - started) / 1000,
+    complete: percentiles(http.latencies.get('complete') ?? []),
+    respond: percentiles(http.latencies.get('respond') ?? []),
+    errors: http.errors(),
+  }),
+);
 http.close();
 process.exit(0);
