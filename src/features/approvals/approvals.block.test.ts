@@ -1,11 +1,12 @@
 // Block steps through the run engine: a run waits, blocked, until people answer; the answer
 // (or the expiry) moves it on at once, and the answer's input reaches later steps.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import type { TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
-import { addUser, createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
+import { addUser, type TestUser } from '../../../test/helpers/auth.js';
 import { commandStep } from '../../../test/helpers/pipelines.js';
-import { claim, createPool, registerAgent, report, type TestAgent } from '../../../test/helpers/queue.js';
+import { runsFixture } from '../../../test/helpers/runs.js';
+import { claim, report, type TestAgent } from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
 import type { BlockStep, PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
 import { cancelRun, createRun, getRun } from '../runs/runs.service.js';
@@ -21,13 +22,8 @@ let agent: TestAgent;
 let projectId: string;
 
 beforeAll(async () => {
-  t = await buildTestApp();
-  owner = await createOrgAndLogin(t);
+  ({ t, owner, auth, agent, projectId } = await runsFixture('Gated'));
   [member, viewer] = await Promise.all([addUser(t, owner, 'member'), addUser(t, owner, 'viewer')]);
-  agent = await registerAgent(t, await createPool(t, owner, 'linux'), { max_concurrency: 8 });
-  const res = await t.app.inject({ method: 'POST', url: '/api/v1/projects', headers: owner.headers, payload: { name: 'Gated' } });
-  projectId = res.json<{ id: string }>().id;
-  auth = (await t.deps.authenticator.authenticate(owner.headers.authorization, { requestId: 'test', clientIp: null }))!;
 });
 afterAll(() => t.close());
 

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
+import type { TestApp } from '../../../test/helpers/app.js';
+import { runsFixture } from '../../../test/helpers/runs.js';
 import { commandStep } from '../../../test/helpers/pipelines.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
-import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
-import { claim, createPool, registerAgent, report, type TestAgent } from '../../../test/helpers/queue.js';
+import type { TestUser } from '../../../test/helpers/auth.js';
+import { claim, report, type TestAgent } from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
 import type { PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
 import { runStateOf } from './runs.engine.js';
@@ -17,17 +18,7 @@ let agent: TestAgent;
 let projectId: string;
 
 beforeAll(async () => {
-  t = await buildTestApp();
-  owner = await createOrgAndLogin(t);
-  agent = await registerAgent(t, await createPool(t, owner, 'linux'), { max_concurrency: 8 });
-  const res = await t.app.inject({
-    method: 'POST',
-    url: '/api/v1/projects',
-    headers: owner.headers,
-    payload: { name: 'Engine' },
-  });
-  projectId = res.json<{ id: string }>().id;
-  auth = (await t.deps.authenticator.authenticate(owner.headers.authorization, { requestId: 'test', clientIp: null }))!;
+  ({ t, owner, auth, agent, projectId } = await runsFixture('Engine'));
 });
 afterAll(() => t.close());
 

@@ -2,19 +2,12 @@
 // person's answer to a block step. No wait on the run runtime here (no `runs.idle()`) unless
 // a test is about the fallback to it.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
-import { createOrgAndLogin, type TestUser } from '../../../test/helpers/auth.js';
+import type { TestApp } from '../../../test/helpers/app.js';
+import type { TestUser } from '../../../test/helpers/auth.js';
 import { usingPostgres } from '../../../test/helpers/db.js';
 import { blockStep, commandStep } from '../../../test/helpers/pipelines.js';
-import {
-  claim,
-  createPool,
-  registerAgent,
-  report,
-  reportAll,
-  type JobJson,
-  type TestAgent,
-} from '../../../test/helpers/queue.js';
+import { runsFixture } from '../../../test/helpers/runs.js';
+import { claim, report, reportAll, type JobJson, type TestAgent } from '../../../test/helpers/queue.js';
 import type { AuthContext } from '../../platform/auth.js';
 import type { StepDefinition } from '../pipelines/pipeline.model.js';
 import type { StepDriver } from './runs.drivers.js';
@@ -28,12 +21,7 @@ let agent: TestAgent;
 let projectId: string;
 
 beforeAll(async () => {
-  t = await buildTestApp();
-  owner = await createOrgAndLogin(t);
-  agent = await registerAgent(t, await createPool(t, owner, 'linux'), { max_concurrency: 8 });
-  const res = await t.app.inject({ method: 'POST', url: '/api/v1/projects', headers: owner.headers, payload: { name: 'Tx' } });
-  projectId = res.json<{ id: string }>().id;
-  auth = (await t.deps.authenticator.authenticate(owner.headers.authorization, { requestId: 'test', clientIp: null }))!;
+  ({ t, owner, auth, agent, projectId } = await runsFixture('Tx'));
 });
 afterAll(() => t.close());
 
