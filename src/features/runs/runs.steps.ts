@@ -1,7 +1,8 @@
 // Starting a command step: its job (built here, inserted by the engine with the other
-// runs' jobs of its transaction), once its concurrency group has room. The job's environment is the step's (pipeline env merged in at run
-// creation), the run's overrides, the run's context as CAIRN_* variables, and every output
-// earlier steps handed on as CAIRN_OUTPUT_<STEP>_<NAME>.
+// runs' jobs of its transaction), once its concurrency group has room. The job's
+// environment is the step's (pipeline env merged in at run creation), the run's overrides,
+// the run's context as CAIRN_* variables, and every output earlier steps handed on as
+// CAIRN_OUTPUT_<STEP>_<NAME>.
 import type { AuthContext } from '../../platform/auth.js';
 import type { Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
