@@ -2,19 +2,13 @@
 // The app and user are looked up at call time, so test files can take these functions at
 // module level and create the app in beforeAll.
 import { expect } from 'vitest';
+import type { LogRange } from '../../src/client/job-log.js';
 import type { TestApp } from './app.js';
 import type { TestUser } from './auth.js';
 import { claim, enqueue, report, type JobJson, type TestAgent } from './queue.js';
 
-export interface LogPage {
-  attempt: number;
-  offset: number;
-  next_offset: number;
-  size: number;
-  truncated: boolean;
-  finished: boolean;
-  data: string;
-}
+/** A read of a job's log, as `GET /jobs/{id}/log` answers it (the shape `cairn logs` reads). */
+export type LogPage = LogRange;
 
 export function jobLogCalls(context: () => { t: TestApp; owner: TestUser }, pool: string) {
   return {

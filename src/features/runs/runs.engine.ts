@@ -19,12 +19,12 @@ import type { JobRow } from '../queue/queue.model.js';
 import { insertJobs, type NewJob } from '../queue/queue.queries.js';
 import type { StepOutcome } from './runs.drivers.js';
 import { startCommandStep } from './runs.steps.js';
+import { saveAdvances, type RunAdvance } from './runs.advance.queries.js';
 import {
   lockRun,
   outputsOfRuns,
-  saveAdvances,
   stepsOfRuns,
-  type RunAdvance,
+  type RunOutput,
   type RunRow,
   type RunState,
   type StepChange,
@@ -118,12 +118,12 @@ class Changes {
 
 /** What the advances of one transaction share: the runs' outputs read once, each pool looked up once. */
 interface SharedReads {
-  outputs(runId: string): Promise<{ step_key: string; key: string; value: string }[]>;
+  outputs(runId: string): Promise<RunOutput[]>;
   poolId(orgId: string, name: string): Promise<string | undefined>;
 }
 
 function sharedReads(tx: Queryable, runIds: readonly string[]): SharedReads {
-  let outputs: Promise<Map<string, { step_key: string; key: string; value: string }[]>> | undefined;
+  let outputs: Promise<Map<string, RunOutput[]>> | undefined;
   const pools = new Map<string, Promise<string | undefined>>();
   return {
     outputs: async (runId) => (await (outputs ??= outputsOfRuns(tx, runIds))).get(runId) ?? [],

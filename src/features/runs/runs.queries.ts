@@ -1,4 +1,6 @@
-// Every SQL statement of runs: pipeline versions, runs, their steps and outputs.
+// The SQL of runs: pipeline versions, runs, their steps and outputs. What only the engine
+// and its runtime run (locking runs to advance, saving advances, slots, the sweeper) is in
+// runs.advance.queries.ts.
 import type { Queryable } from '../../platform/db/index.js';
 import type { PipelineDefinition, StepDefinition } from '../pipelines/pipeline.model.js';
 
@@ -157,17 +159,6 @@ export async function lockRun(tx: Queryable, runId: string): Promise<RunRow | un
   return rows[0];
 }
 
-/**
- * Locks those of these runs no other transaction holds, in id order (two callers never
- * wait on each other), and answers them; a run held elsewhere is left out, not waited for.
- */
-export async function lockFreeRuns(tx: Queryable, runIds: readonly string[]): Promise<RunRow[]> {
-  const { rows } = await tx.query<RunRow>('SELECT * FROM runs WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE SKIP LOCKED', [
-    runIds,
-  ]);
-  return rows;
-}
-
 export async function findRun(db: Queryable, orgId: string, runId: string): Promise<RunRow | undefined> {
   const { rows } = await db.query<RunRow>('SELECT * FROM runs WHERE org_id = $1 AND id = $2', [orgId, runId]);
   return rows[0];
@@ -186,12 +177,7 @@ export async function stepsOfRuns(db: Queryable, runIds: readonly string[]): Pro
 }
 
 export async function stepsOfRun(db: Queryable, runId: string): Promise<StepRow[]> {
-  const { rows } = await db.query<StepRow>(
-    `SELECT s.*, (SELECT j.state FROM all_jobs j WHERE j.id = s.job_id LIMIT 1) AS job_state
-       FROM run_steps s WHERE s.run_id = $1 ORDER BY s.position`,
-    [runId],
-  );
-  return rows;
+  return (await stepsOfRuns(db, [runId])).get(runId)!;
 }
 
 export interface StepChange {
@@ -206,16 +192,21 @@ export interface StepChange {
   finished: boolean;
 }
 
+/** The columns of a `StepChange` recordset (`jsonb_to_recordset(...) AS c(...)`). */
+export const STEP_CHANGE_COLUMNS = `key text, state text, reason text, job_id uuid, approval_id uuid, deployment_id uuid,
+       jobs_started int, started boolean, finished boolean`;
+
+/** The SET list applying a change `c` to its step `s`. */
+export const APPLY_STEP_CHANGE = `state = c.state, reason = c.reason, job_id = c.job_id, approval_id = c.approval_id,
+       deployment_id = c.deployment_id, jobs_started = c.jobs_started,
+       started_at = CASE WHEN c.started THEN coalesce(s.started_at, now()) ELSE s.started_at END,
+       finished_at = CASE WHEN c.finished THEN now() ELSE NULL END`;
+
 export async function updateSteps(tx: Queryable, runId: string, changes: readonly StepChange[]): Promise<void> {
   if (changes.length === 0) return;
   await tx.query(
-    `UPDATE run_steps s
-        SET state = c.state, reason = c.reason, job_id = c.job_id, approval_id = c.approval_id,
-            deployment_id = c.deployment_id, jobs_started = c.jobs_started,
-            started_at = CASE WHEN c.started THEN coalesce(s.started_at, now()) ELSE s.started_at END,
-            finished_at = CASE WHEN c.finished THEN now() ELSE NULL END
-       FROM jsonb_to_recordset($2::jsonb) AS c(key text, state text, reason text, job_id uuid, approval_id uuid,
-            deployment_id uuid, jobs_started int, started boolean, finished boolean)
+    `UPDATE run_steps s SET ${APPLY_STEP_CHANGE}
+       FROM jsonb_to_recordset($2::jsonb) AS c(${STEP_CHANGE_COLUMNS})
       WHERE s.run_id = $1 AND s.key = c.key`,
     [runId, JSON.stringify(changes)],
   );
@@ -232,89 +223,20 @@ export async function setRunState(tx: Queryable, runId: string, state: RunState,
   return rows[0]!;
 }
 
-/**
- * The end of an advance, in one statement: the changed steps, and the run's state (its
- * `updated_at` moves even when nothing changed, so the sweeper leaves it alone a while).
- */
-/** One run's advance, as `saveAdvances` writes it. */
-export interface RunAdvance {
-  runId: string;
-  changes: readonly StepChange[];
-  state: RunState;
-}
-
-/** Writes the step changes and new states of several runs (locked by the caller) in one statement. */
-export async function saveAdvances(tx: Queryable, advances: readonly RunAdvance[]): Promise<Map<string, RunRow>> {
-  if (advances.length === 0) return new Map();
-  const { rows } = await tx.query<RunRow>(
-    `WITH c AS (
-       SELECT * FROM jsonb_to_recordset($1::jsonb) AS c(run_id uuid, key text, state text, reason text, job_id uuid,
-              approval_id uuid, deployment_id uuid, jobs_started int, started boolean, finished boolean)),
-     r AS (SELECT * FROM jsonb_to_recordset($2::jsonb) AS r(run_id uuid, state text)),
-     steps AS (
-       UPDATE run_steps s
-          SET state = c.state, reason = c.reason, job_id = c.job_id, approval_id = c.approval_id,
-              deployment_id = c.deployment_id, jobs_started = c.jobs_started,
-              started_at = CASE WHEN c.started THEN coalesce(s.started_at, now()) ELSE s.started_at END,
-              finished_at = CASE WHEN c.finished THEN now() ELSE NULL END
-         FROM c WHERE s.run_id = c.run_id AND s.key = c.key
-       RETURNING 1)
-     UPDATE runs u SET state = r.state, updated_at = now(),
-            finished_at = CASE WHEN r.state IN ('passed', 'failed', 'canceled') THEN coalesce(u.finished_at, now()) ELSE NULL END
-       FROM r WHERE u.id = r.run_id RETURNING u.*`,
-    [
-      JSON.stringify(advances.flatMap((a) => a.changes.map((c) => ({ run_id: a.runId, ...c })))),
-      JSON.stringify(advances.map((a) => ({ run_id: a.runId, state: a.state }))),
-    ],
-  );
-  return new Map(rows.map((row) => [row.id, row]));
-}
-
-/**
- * Serializes the concurrency check of one group across runs and replicas, for the rest of
- * the transaction, then counts the group's steps that hold a slot.
- */
-export async function lockConcurrencyGroup(tx: Queryable, orgId: string, group: string): Promise<number> {
-  await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`cairn:concurrency:${orgId}:${group}`]);
-  const { rows } = await tx.query<{ n: number }>(
-    `SELECT count(*)::int AS n FROM run_steps
-      WHERE org_id = $1 AND concurrency_group = $2 AND state IN ('running', 'blocked')`,
-    [orgId, group],
-  );
-  return rows[0]!.n;
-}
-
-/** Runs with a step waiting for a slot of `group`, oldest first. */
-export async function runsWaitingForGroup(db: Queryable, orgId: string, group: string, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ run_id: string }>(
-    `SELECT s.run_id FROM run_steps s JOIN runs r ON r.id = s.run_id
-      WHERE s.org_id = $1 AND s.concurrency_group = $2 AND s.state = 'waiting' AND s.reason = 'concurrency'
-      GROUP BY s.run_id, r.created_at ORDER BY r.created_at LIMIT $3`,
-    [orgId, group, limit],
-  );
-  return rows.map((r) => r.run_id);
-}
-
-/** Unfinished runs nothing has moved for `idleSeconds`: the sweeper advances them. */
-export async function idleActiveRuns(db: Queryable, idleSeconds: number, limit: number): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `SELECT id FROM runs WHERE state IN ('running', 'blocked') AND updated_at < now() - make_interval(secs => $1)
-      ORDER BY updated_at LIMIT $2`,
-    [idleSeconds, limit],
-  );
-  return rows.map((r) => r.id);
+/** A step's hand-off value (the run's context store). */
+export interface RunOutput {
+  step_key: string;
+  key: string;
+  value: string;
 }
 
 /** The hand-off outputs of several runs, by run. */
-export async function outputsOfRuns(
-  db: Queryable,
-  runIds: readonly string[],
-): Promise<Map<string, { step_key: string; key: string; value: string }[]>> {
-  const { rows } = await db.query<{ run_id: string; step_key: string; key: string; value: string }>(
+export async function outputsOfRuns(db: Queryable, runIds: readonly string[]): Promise<Map<string, RunOutput[]>> {
+  const { rows } = await db.query<RunOutput & { run_id: string }>(
     'SELECT run_id, step_key, key, value FROM run_outputs WHERE run_id = ANY($1::uuid[]) ORDER BY run_id, step_key, key',
     [runIds],
   );
-  const byRun = new Map<string, { step_key: string; key: string; value: string }[]>();
+  const byRun = new Map<string, RunOutput[]>();
   for (const { run_id, ...output } of rows) {
     let list = byRun.get(run_id);
     if (!list) byRun.set(run_id, (list = []));
@@ -323,12 +245,8 @@ export async function outputsOfRuns(
   return byRun;
 }
 
-export async function outputsOfRun(db: Queryable, runId: string): Promise<{ step_key: string; key: string; value: string }[]> {
-  const { rows } = await db.query<{ step_key: string; key: string; value: string }>(
-    'SELECT step_key, key, value FROM run_outputs WHERE run_id = $1 ORDER BY step_key, key',
-    [runId],
-  );
-  return rows;
+export async function outputsOfRun(db: Queryable, runId: string): Promise<RunOutput[]> {
+  return (await outputsOfRuns(db, [runId])).get(runId) ?? [];
 }
 
 export interface RunListFilter {

@@ -11,7 +11,7 @@ import { startLeaderLoop, type LeaderLoop } from '../../platform/leader.js';
 import type { JobRow } from '../queue/queue.model.js';
 import type { StepDrivers } from './runs.drivers.js';
 import { advanceLockedRuns, advanceRun, type AdvanceResult } from './runs.engine.js';
-import { idleActiveRuns, lockFreeRuns, runsWaitingForGroup } from './runs.queries.js';
+import { idleActiveRuns, lockFreeRuns, runsWaitingForGroup } from './runs.advance.queries.js';
 
 export const SWEEP_INTERVAL_MS = 5_000;
 const IDLE_SECONDS = 10;

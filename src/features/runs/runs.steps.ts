@@ -10,7 +10,8 @@ import type { CommandStep } from '../pipelines/pipeline.model.js';
 import type { TemplateScope } from '../pipelines/templates.js';
 import { buildNewJob } from '../queue/enqueue.service.js';
 import type { NewJob } from '../queue/queue.queries.js';
-import { lockConcurrencyGroup, type RunRow, type StepRow } from './runs.queries.js';
+import { lockConcurrencyGroup } from './runs.advance.queries.js';
+import type { RunRow, StepRow } from './runs.queries.js';
 
 const envName = (s: string) => s.toUpperCase().replace(/[^A-Z0-9]+/g, '_');
 
