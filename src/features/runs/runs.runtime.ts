@@ -49,10 +49,11 @@ export function createRunsRuntime(drivers: StepDrivers, log?: Log, concurrency =
   let stopListening: (() => void) | undefined;
   const pending = new Set<string>();
   const inFlight = new Set<string>();
+  let waking = 0;
   let idleWaiters: (() => void)[] = [];
 
   const settleIfIdle = () => {
-    if (pending.size === 0 && inFlight.size === 0) {
+    if (pending.size === 0 && inFlight.size === 0 && waking === 0) {
       const waiters = idleWaiters;
       idleWaiters = [];
       waiters.forEach((w) => w());
@@ -81,10 +82,19 @@ export function createRunsRuntime(drivers: StepDrivers, log?: Log, concurrency =
     }
   };
 
-  const wakeGroupWaitersLogged = (d: AppDeps, result: AdvanceResult) =>
-    wakeGroupWaiters(d, result).catch((error: unknown) =>
-      log?.warn({ err: error, run_id: result.run?.id }, 'waking runs waiting for a freed slot failed; the sweeper will'),
-    );
+  // After a commit that advanced runs in a caller's transaction: counted as work in
+  // progress, so `idle()` waits until the waiting runs it finds are asked for.
+  const wakeAfterCommit = (d: AppDeps, result: AdvanceResult) => {
+    waking++;
+    wakeGroupWaiters(d, result)
+      .catch((error: unknown) =>
+        log?.warn({ err: error, run_id: result.run?.id }, 'waking runs waiting for a freed slot failed; the sweeper will'),
+      )
+      .finally(() => {
+        waking--;
+        settleIfIdle();
+      });
+  };
 
   const advanceOnce = async (d: AppDeps, runId: string) => {
     try {
@@ -127,7 +137,7 @@ export function createRunsRuntime(drivers: StepDrivers, log?: Log, concurrency =
         if (outcome.ok) {
           for (const result of outcome.value) {
             wanted.delete(result.run!.id);
-            if (result.freedGroups.length > 0) after.add(() => void wakeGroupWaitersLogged(d, result));
+            if (result.freedGroups.length > 0) after.add(() => wakeAfterCommit(d, result));
           }
           continue;
         }
