@@ -7,7 +7,7 @@ import type { AuthContext } from '../../platform/auth.js';
 import type { Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
 import { transactionWithEffects, type AfterCommit } from '../../platform/effects.js';
-import { refusal } from '../queue/work.service.js';
+import { refusal } from '../queue/reports.service.js';
 import { lockLeasedJob, type LeasedJob } from './logs.queries.js';
 
 const REFUSED = Symbol('refused');

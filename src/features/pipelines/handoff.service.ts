@@ -9,7 +9,7 @@ import { transactionWithEffects } from '../../platform/effects.js';
 import { AppError, BadRequestError, ConflictError, NotFoundError } from '../../platform/errors.js';
 import { recordAudit } from '../audit/audit.record.js';
 import { lockLeasedJob } from '../logs/logs.queries.js';
-import { refusal } from '../queue/work.service.js';
+import { refusal } from '../queue/reports.service.js';
 import { insertRunOutputs, outputsOfRun } from '../runs/runs.queries.js';
 import { authorizeRunRead, jobOfToken } from './job-caller.js';
 import { countStepOutputs } from './pipelines.queries.js';

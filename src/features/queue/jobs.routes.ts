@@ -7,7 +7,7 @@ import { IdParams, Page, PageQuery, Uuid, errorResponses } from '../../platform/
 import { enqueueJobs } from './enqueue.service.js';
 import { cancelJob, changePriority, getJob, listJobsPage, redriveJob } from './jobs.service.js';
 import { CompleteBody, EnqueueBody, FailBody, Job, JobStateName, PriorityName, StartBody } from './queue.schemas.js';
-import { applyReport, renewLease } from './work.service.js';
+import { applyReport, renewLease } from './reports.service.js';
 
 const ListQuery = Type.Object(
   {

@@ -107,7 +107,8 @@ export async function findIdempotencyKeys(
 /**
  * The claim, in one statement: the agent must be active; it gets at most its free slots;
  * the best-priority, oldest claimable jobs of its pool whose required tags it has are
- * locked (skipping rows other claimers hold) and leased to it.
+ * locked (skipping rows other claimers hold) and leased to it. With `start`, they go
+ * straight to `running` (claimed and started in one transition, one audit event).
  */
 export async function claimJobs(
   db: Queryable,
@@ -115,6 +116,7 @@ export async function claimJobs(
   agentId: string,
   max: number,
   leaseSeconds: number,
+  opts: { start?: boolean } = {},
 ): Promise<JobRow[]> {
   const { rows } = await db.query<JobRow>(
     `WITH me AS (
@@ -133,14 +135,21 @@ export async function claimJobs(
         FOR UPDATE OF j SKIP LOCKED),
      claimed AS (
        UPDATE jobs j
-          SET state = 'claimed', agent_id = $1, lease_token = gen_random_uuid(),
-              lease_expires_at = now() + make_interval(secs => $3), claimed_at = now(), started_at = NULL,
-              attempt = j.attempt + 1, updated_at = now()
+          SET state = CASE WHEN $4 THEN 'running' ELSE 'claimed' END, agent_id = $1, lease_token = gen_random_uuid(),
+              lease_expires_at = now() + make_interval(secs => $3), claimed_at = now(),
+              started_at = CASE WHEN $4 THEN now() END, attempt = j.attempt + 1, updated_at = now()
          FROM picked WHERE j.id = picked.id
        RETURNING j.*),
-     ${auditCtes({ source: 'claimed', action: "'job.claimed'", resourceType: 'job', payload: "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id)", firstParam: 4 })}
+     ${auditCtes({
+       source: 'claimed',
+       action: "'job.claimed'",
+       resourceType: 'job',
+       payload:
+         "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id) || CASE WHEN $4 THEN '{\"started\": true}'::jsonb ELSE '{}'::jsonb END",
+       firstParam: 5,
+     })}
      SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`,
-    [agentId, max, leaseSeconds, ...auditParams(actor)],
+    [agentId, max, leaseSeconds, opts.start === true, ...auditParams(actor)],
   );
   return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
 }
@@ -172,12 +181,15 @@ export async function startJobs(
  * Successful completions, fenced by the lease, in one statement: each job moves to the
  * history as `completed` with its outputs, its attempt is recorded, and so is its audit
  * event. Returns the completed jobs; a report whose lease is not current matches nothing.
+ * `outsideRuns` matches only jobs that belong to no run (nothing else has to commit with
+ * their end, so they need no transaction around this statement).
  */
 export async function completeJobs(
   db: Queryable,
   actor: AuditActor,
   agentId: string,
   items: readonly { id: string; leaseToken: string; outputs: Record<string, string> | null }[],
+  opts: { outsideRuns?: boolean } = {},
 ): Promise<JobRow[]> {
   if (items.length === 0) return [];
   const { rows } = await db.query<JobRow>(
@@ -185,6 +197,7 @@ export async function completeJobs(
      moved AS (
        DELETE FROM jobs j USING f
         WHERE j.id = f.id AND j.lease_token = f.lease AND j.agent_id = $4 AND j.state IN ('claimed', 'running')
+          ${opts.outsideRuns ? 'AND j.run_id IS NULL' : ''}
        RETURNING j.*, f.outputs AS final_outputs),
      completed AS (
        INSERT INTO job_history

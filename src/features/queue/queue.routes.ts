@@ -5,9 +5,10 @@ import { authOf } from '../../platform/http/auth-guard.js';
 import { Page, PageQuery, errorResponses } from '../../platform/http/schemas.js';
 import { listJobsPage } from './jobs.service.js';
 import { runMaintenance } from './queue.maintenance.js';
-import { ClaimedJob, Job, QueueStats, ReportResult, ReportsBody } from './queue.schemas.js';
+import { ClaimBody, ClaimedJob, Job, QueueStats, ReportResult, ReportsBody } from './queue.schemas.js';
 import { queueStats } from './stats.service.js';
-import { applyReports, claim } from './work.service.js';
+import { applyReports, type ReportResult as AppliedReport } from './reports.service.js';
+import { claim } from './work.service.js';
 
 export function queueRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -21,17 +22,19 @@ export function queueRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
         config: { permission: 'agent:work' },
         schema: {
           tags: [...tags, 'agent protocol'],
-          summary: 'Claim up to `max` jobs (agent token); with `wait_seconds`, long-poll until work arrives (204 if none)',
-          body: Type.Object(
-            {
-              max: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 1 })),
-              wait_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 60, default: 0 })),
-            },
-            { additionalProperties: false },
-          ),
+          summary:
+            'Claim up to `max` jobs (agent token); with `wait_seconds`, long-poll until work arrives (204 if none). ' +
+            '`start` claims straight to running; `reports` hand in finished jobs first, in the same round trip.',
+          body: ClaimBody,
           response: {
-            200: Type.Object({ jobs: Type.Array(ClaimedJob), lease_seconds: Type.Integer() }),
-            204: Type.Null({ description: 'Nothing to claim' }),
+            200: Type.Object({
+              jobs: Type.Array(ClaimedJob),
+              lease_seconds: Type.Integer(),
+              results: Type.Optional(
+                Type.Array(ReportResult, { description: 'One per report, in order (when reports were sent)' }),
+              ),
+            }),
+            204: Type.Null({ description: 'Nothing to claim (and no reports to answer)' }),
             ...errorResponses(403, 404),
           },
         },
@@ -45,7 +48,8 @@ export function queueRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
         reply.raw.once('close', onClose);
         try {
           const answer = await claim(deps, authOf(request), request.body ?? {}, gone.signal);
-          return answer.jobs.length > 0 ? answer : reply.code(204).send(null);
+          if (answer.jobs.length === 0 && !answer.results) return reply.code(204).send(null);
+          return answer.results ? { ...answer, results: answer.results.map(withoutRow) } : answer;
         } finally {
           reply.raw.off('close', onClose);
         }
@@ -63,13 +67,7 @@ export function queueRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
           response: { 200: Type.Object({ results: Type.Array(ReportResult) }), ...errorResponses(403) },
         },
       },
-      async (request) => ({
-        results: (await applyReports(deps, authOf(request), request.body.reports)).map((r) => {
-          if (!r.ok) return r;
-          const { job: _job, ...answer } = r;
-          return answer;
-        }),
-      }),
+      async (request) => ({ results: (await applyReports(deps, authOf(request), request.body.reports)).map(withoutRow) }),
     );
 
     app.get(
@@ -128,4 +126,11 @@ export function queueRoutes(deps: AppDeps): FastifyPluginAsyncTypebox {
       (request) => runMaintenance(deps, authOf(request).orgId),
     );
   };
+}
+
+/** A report's answer without the job row the service keeps for its callers. */
+function withoutRow(result: AppliedReport) {
+  if (!result.ok) return result;
+  const { job: _job, ...answer } = result;
+  return answer;
 }

@@ -134,22 +134,34 @@ export const FailBody = Type.Object(
   },
   { additionalProperties: false },
 );
-export const ReportsBody = Type.Object(
+const Report = Type.Object(
   {
-    reports: Type.Array(
-      Type.Object(
-        {
-          job_id: Uuid,
-          lease_token: Lease,
-          action: Type.Union([Type.Literal('start'), Type.Literal('complete'), Type.Literal('fail')]),
-          exit_status: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
-          outputs: Type.Optional(Outputs),
-          reason: Type.Optional(AgentFailureReason),
-          message: Type.Optional(Message),
-        },
-        { additionalProperties: false },
-      ),
-      { minItems: 1, maxItems: 500 },
+    job_id: Uuid,
+    lease_token: Lease,
+    action: Type.Union([Type.Literal('start'), Type.Literal('complete'), Type.Literal('fail')]),
+    exit_status: Type.Optional(Type.Integer({ minimum: 0, maximum: 255 })),
+    outputs: Type.Optional(Outputs),
+    reason: Type.Optional(AgentFailureReason),
+    message: Type.Optional(Message),
+  },
+  { additionalProperties: false },
+);
+export const ReportsBody = Type.Object(
+  { reports: Type.Array(Report, { minItems: 1, maxItems: 500 }) },
+  { additionalProperties: false },
+);
+export const ClaimBody = Type.Object(
+  {
+    max: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 1 })),
+    wait_seconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 60, default: 0 })),
+    start: Type.Optional(
+      Type.Boolean({ default: false, description: 'Claim straight to running: no separate start report is needed' }),
+    ),
+    reports: Type.Optional(
+      Type.Array(Report, {
+        maxItems: 500,
+        description: 'Reports applied before the claim (as POST /queue/reports), answered in `results`',
+      }),
     ),
   },
   { additionalProperties: false },

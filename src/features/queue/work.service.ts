@@ -1,36 +1,25 @@
-// The agent's side of the queue: claim (optionally long-polling), start, renew, complete,
-// fail. Every call after the claim carries the lease token; a report whose lease is not
-// the job's current one is refused (409), so a late or duplicate report from an old lease
-// can never move a job, let alone complete it twice.
+// The agent's claim: jobs of its pool and tags, leased to it, optionally long-polling until
+// work arrives, optionally started at once and optionally handing in finished jobs in the
+// same round trip (reports.service.ts applies those).
 import type { AuthContext } from '../../platform/auth.js';
 import { publishOrgEvent } from '../../platform/bus.js';
 import type { Queryable } from '../../platform/db/index.js';
 import type { AppDeps } from '../../platform/deps.js';
 import { transactionWithEffects } from '../../platform/effects.js';
-import { AppError, ConflictError, NotFoundError } from '../../platform/errors.js';
-import { iso } from '../../platform/http/schemas.js';
+import { NotFoundError } from '../../platform/errors.js';
 import { findAgentWork } from '../agents/agents.queries.js';
 import { signJobToken } from '../auth/tokens.js';
-import { agentHeldJob, findJob } from './jobs.queries.js';
-import { endAttempts, type AttemptEnd } from './queue.finish.js';
-import {
-  FINAL_STATES,
-  jobEventData,
-  presentClaimedJob,
-  presentJob,
-  type ClaimedJobView,
-  type FailureReason,
-  type JobRow,
-} from './queue.model.js';
-import { claimJobs, completeJobs, extendLeases, startJobs } from './queue.queries.js';
-import { lockJobs } from './queue.moves.queries.js';
+import { jobEventData, presentClaimedJob, type ClaimedJobView, type JobRow } from './queue.model.js';
+import { claimJobs } from './queue.queries.js';
 import type { WaitHandle } from './queue.wakeups.js';
+import { applyReports, withinTransaction, type Report, type ReportResult } from './reports.service.js';
 
 type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config' | 'jwtSecret'>;
 
 function afterClaim(deps: Deps, jobs: readonly JobRow[]): void {
   for (const job of jobs) {
     publishOrgEvent(deps.bus, job.org_id, 'job.claimed', jobEventData(job));
+    if (job.state === 'running') publishOrgEvent(deps.bus, job.org_id, 'job.started', jobEventData(job));
     const readyAt = job.queued_at ?? job.created_at;
     deps.queue.stats.claimed({
       org_id: job.org_id,
@@ -41,10 +30,23 @@ function afterClaim(deps: Deps, jobs: readonly JobRow[]): void {
   }
 }
 
-async function claimOnce(deps: Deps, auth: AuthContext, max: number): Promise<JobRow[]> {
-  const jobs = await claimJobs(deps.db, auth, auth.agentId!, max, deps.config.jobLeaseSeconds);
-  afterClaim(deps, jobs);
-  return jobs;
+function claimNow(deps: Deps, db: Queryable, auth: AuthContext, max: number, start: boolean): Promise<JobRow[]> {
+  return claimJobs(db, auth, auth.agentId!, max, deps.config.jobLeaseSeconds, { start });
+}
+
+export interface ClaimInput {
+  max?: number;
+  wait_seconds?: number;
+  /** Claimed jobs go straight to `running`: the agent skips its `start` report. */
+  start?: boolean;
+  /** Reports applied before claiming (finished jobs free their slots), answered in `results`. */
+  reports?: readonly Report[];
+}
+
+export interface ClaimAnswer {
+  jobs: (ClaimedJobView & { job_token: string })[];
+  lease_seconds: number;
+  results?: ReportResult[];
 }
 
 /**
@@ -54,37 +56,55 @@ async function claimOnce(deps: Deps, auth: AuthContext, max: number): Promise<Jo
  * Only an active agent parks as a waiter: a paused or draining one could claim nothing, so
  * it would only swallow wake-ups meant for others; it waits out its poll instead. A client
  * that goes away (`signal`) stops the poll before anything more is claimed for it.
+ * `reports` are applied first, so an agent can hand in the jobs it finished and ask for the
+ * next ones in one round trip; a claim that waits should not carry them, since their
+ * answers come back with its own.
  */
-export async function claim(
-  deps: Deps,
-  auth: AuthContext,
-  input: { max?: number; wait_seconds?: number },
-  signal?: AbortSignal,
-): Promise<{ jobs: (ClaimedJobView & { job_token: string })[]; lease_seconds: number }> {
+export async function claim(deps: Deps, auth: AuthContext, input: ClaimInput, signal?: AbortSignal): Promise<ClaimAnswer> {
   const max = input.max ?? 1;
-  const deadline = Date.now() + Math.min(input.wait_seconds ?? 0, deps.config.claimMaxWaitSeconds) * 1000;
-  const answer = (jobs: JobRow[]) => ({
+  const start = input.start === true;
+  const answer = (jobs: readonly JobRow[], results?: ReportResult[]): ClaimAnswer => ({
     jobs: jobs.map((job) => ({ ...presentClaimedJob(job), job_token: signJobToken(deps.jwtSecret, job.id, job.lease_token!) })),
     lease_seconds: deps.config.jobLeaseSeconds,
+    ...(results ? { results } : {}),
   });
+  if (!input.reports?.length) return answer(await claimWaiting(deps, auth, input, signal));
+
+  // The reports and the first claim share a transaction: one commit (one WAL flush) for
+  // the jobs handed in and the jobs handed out, which is what bounds a small machine.
+  const first = await transactionWithEffects(deps.db, async (tx, after) => {
+    const results = await applyReports(deps, auth, input.reports!, withinTransaction(tx, after));
+    const jobs = await claimNow(deps, tx, auth, max, start);
+    after.add(() => afterClaim(deps, jobs));
+    return { results, jobs };
+  });
+  if (first.jobs.length > 0 || !input.wait_seconds || signal?.aborted) return answer(first.jobs, first.results);
+  return answer(await claimWaiting(deps, auth, input, signal), first.results);
+}
+
+async function claimWaiting(deps: Deps, auth: AuthContext, input: ClaimInput, signal?: AbortSignal): Promise<JobRow[]> {
+  const max = input.max ?? 1;
+  const start = input.start === true;
+  const deadline = Date.now() + Math.min(input.wait_seconds ?? 0, deps.config.claimMaxWaitSeconds) * 1000;
   let handle: WaitHandle | undefined;
   try {
     for (;;) {
-      const jobs = await claimOnce(deps, auth, max);
-      if (jobs.length > 0 || Date.now() >= deadline || signal?.aborted) return answer(jobs);
+      const jobs = await claimNow(deps, deps.db, auth, max, start);
+      afterClaim(deps, jobs);
+      if (jobs.length > 0 || Date.now() >= deadline || signal?.aborted) return jobs;
       if (!handle) {
         const agent = await findAgentWork(deps.db, auth.agentId!);
         if (!agent) throw new NotFoundError('Agent');
         if (agent.status !== 'active') {
           await sleepUntil(deadline, signal);
-          return answer([]);
+          return [];
         }
         // Registered before claiming once more, so a job enqueued meanwhile still wakes it.
         handle = deps.queue.wakeups.register(agent.pool_id, agent.tags);
         continue;
       }
       const outcome = await handle.until(deadline, signal);
-      if (outcome !== 'woken') return answer([]);
+      if (outcome !== 'woken') return [];
       // A woken waiter is spent: the next pass claims, and parks a fresh one if it got nothing.
       handle.cancel();
       handle = undefined;
@@ -104,168 +124,4 @@ function sleepUntil(deadline: number, signal?: AbortSignal): Promise<void> {
     const timer = setTimeout(done, Math.max(0, deadline - Date.now()));
     signal?.addEventListener('abort', done, { once: true });
   });
-}
-
-export type ReportAction = 'start' | 'complete' | 'fail';
-
-export interface Report {
-  job_id: string;
-  lease_token: string;
-  action: ReportAction;
-  exit_status?: number;
-  outputs?: Record<string, string>;
-  reason?: Exclude<FailureReason, 'agent_lost' | 'lease_expired'>;
-  message?: string;
-}
-
-export type ReportResult =
-  | { job_id: string; ok: true; state: string; attempt: number; job?: JobRow }
-  | { job_id: string; ok: false; error: { status: number; code: string; detail: string } };
-
-/**
- * Why a report could not apply: not this agent's job (404), or not its current lease (409).
- * Shared by every lease-fenced agent call (reports, log chunks, artifact uploads).
- */
-export async function refusal(deps: Pick<AppDeps, 'db'>, auth: AuthContext, jobId: string): Promise<AppError> {
-  const job = await findJob(deps.db, auth.orgId, jobId);
-  if (!job || !(await agentHeldJob(deps.db, auth.agentId!, jobId))) return new NotFoundError('Job');
-  if ((FINAL_STATES as readonly string[]).includes(job.state)) {
-    return new ConflictError(`The job already ended (${job.state}).`, 'job_finished', { state: job.state });
-  }
-  return new ConflictError('This lease is no longer the job’s current one; stop working on it.', 'lease_not_current', {
-    state: job.state,
-  });
-}
-
-const asError = (e: AppError) => ({ status: e.status, code: e.code, detail: e.detail ?? e.title });
-
-/**
- * Applies a batch of reports. Starts and successful completions are one statement each
- * for the whole batch (with their audit events); failures go through `endAttempts`, since
- * their retry rules decide what follows. Completions and failures share one transaction
- * with the jobs-ending hooks, so a run's next steps are queued in the same commit as the
- * step's end. Each report succeeds or fails on its own; refused ones say why.
- */
-export async function applyReports(deps: Deps, auth: AuthContext, reports: readonly Report[]): Promise<ReportResult[]> {
-  const agentId = auth.agentId!;
-  const results = new Map<Report, ReportResult>();
-  const applied = new Map<Report, JobRow>();
-  const isSuccess = (r: Report) => r.action === 'complete' && (r.exit_status ?? 0) === 0;
-  const starts = reports.filter((r) => r.action === 'start');
-  const successes = reports.filter(isSuccess);
-  const failures = reports.filter((r) => r.action !== 'start' && !isSuccess(r));
-
-  const started = await startJobs(
-    deps.db,
-    auth,
-    agentId,
-    starts.map((r) => ({ id: r.job_id, leaseToken: r.lease_token })),
-    deps.config.jobLeaseSeconds,
-  );
-  started.forEach((job) => publishOrgEvent(deps.bus, job.org_id, 'job.started', jobEventData(job)));
-  matchRows(starts, started, applied);
-
-  if (successes.length > 0 || failures.length > 0) {
-    // One transaction, so what follows the jobs (a run's next steps) commits with their end.
-    await transactionWithEffects(deps.db, async (tx, after) => {
-      const completed = await completeJobs(
-        tx,
-        auth,
-        agentId,
-        successes.map((r) => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null })),
-      );
-      after.add(() => afterCompleted(deps, completed));
-      matchRows(successes, completed, applied);
-      const ended = (
-        await endAttempts(deps, tx, after, failureEnds(auth, failures, await lockFailed(tx, failures)), {
-          advancedInTransaction: true,
-        })
-      ).map((e) => e.job);
-      matchRows(failures, ended, applied);
-      const isFinal = (job: JobRow) => (FINAL_STATES as readonly string[]).includes(job.state);
-      await deps.queue.jobsEnding(tx, after, [...completed, ...ended.filter(isFinal)]);
-    });
-  }
-
-  // A repeated start under the current lease is harmless: the job is already running.
-  for (const r of starts.filter((s) => !applied.has(s))) {
-    const job = await findJob(deps.db, auth.orgId, r.job_id);
-    if (job && job.lease_token === r.lease_token && job.agent_id === agentId && job.state === 'running') applied.set(r, job);
-  }
-  for (const r of reports) {
-    const job = applied.get(r);
-    results.set(
-      r,
-      job
-        ? { job_id: r.job_id, ok: true, state: job.state, attempt: job.attempt, job }
-        : { job_id: r.job_id, ok: false, error: asError(await refusal(deps, auth, r.job_id)) },
-    );
-  }
-  return reports.map((r) => results.get(r)!);
-}
-
-function afterCompleted(deps: Deps, completed: readonly JobRow[]): void {
-  for (const job of completed) {
-    publishOrgEvent(deps.bus, job.org_id, 'job.completed', jobEventData(job));
-    const from = job.started_at ?? job.claimed_at;
-    deps.queue.stats.finished({
-      org_id: job.org_id,
-      pool_id: job.pool_id,
-      priority: job.priority,
-      outcome: 'completed',
-      execMs: from ? Date.now() - from.getTime() : null,
-    });
-  }
-  deps.queue.jobsEnded(completed, { advancedInTransaction: true });
-}
-
-async function lockFailed(tx: Queryable, failures: readonly Report[]): Promise<Map<string, JobRow>> {
-  if (failures.length === 0) return new Map();
-  return new Map((await lockJobs(tx, [...new Set(failures.map((r) => r.job_id))])).map((j) => [j.id, j]));
-}
-
-/** The failure reports that apply: this agent's job, under its current lease, still live (one per job). */
-function failureEnds(auth: AuthContext, failures: readonly Report[], locked: Map<string, JobRow>): AttemptEnd[] {
-  const ends: AttemptEnd[] = [];
-  for (const r of failures) {
-    const job = locked.get(r.job_id);
-    if (!job || job.agent_id !== auth.agentId || job.lease_token !== r.lease_token || !['claimed', 'running'].includes(job.state))
-      continue;
-    if (ends.some((e) => e.job.id === job.id)) continue;
-    const reason = r.action === 'complete' ? 'exit_status' : (r.reason ?? 'error');
-    ends.push({ job, auth, failure: { reason, exitStatus: r.exit_status ?? null, message: r.message } });
-  }
-  return ends;
-}
-
-/** Pairs reports with the rows their statement changed (one report per job id wins). */
-function matchRows(reports: readonly Report[], rows: readonly JobRow[], into: Map<Report, JobRow>): void {
-  const byId = new Map(rows.map((row) => [row.id, row]));
-  for (const r of reports) {
-    const row = byId.get(r.job_id);
-    if (row) {
-      into.set(r, row);
-      byId.delete(r.job_id);
-    }
-  }
-}
-
-/** One report, as the single-job routes take it: its refusal becomes the HTTP error. */
-export async function applyReport(deps: Deps, auth: AuthContext, report: Report) {
-  const [result] = await applyReports(deps, auth, [report]);
-  if (!result!.ok) {
-    const { status, code, detail } = result!.error;
-    throw new AppError(status, code, status === 404 ? 'Not found' : 'Conflict', detail);
-  }
-  return presentJob(result!.job!);
-}
-
-/** Renews one job's lease (agents usually renew all of theirs in the agent heartbeat). */
-export async function renewLease(deps: Deps, auth: AuthContext, jobId: string, leaseToken: string) {
-  const job = await findJob(deps.db, auth.orgId, jobId);
-  if (job && job.agent_id === auth.agentId && job.lease_token === leaseToken) {
-    const [renewed] = await extendLeases(deps.db, auth.agentId, [jobId], deps.config.jobLeaseSeconds);
-    if (renewed) return { lease_expires_at: iso(renewed.lease_expires_at), cancel_requested: renewed.cancel_requested };
-  }
-  throw await refusal(deps, auth, jobId);
 }
