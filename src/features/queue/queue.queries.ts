@@ -154,6 +154,17 @@ export async function claimJobs(
   return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
 }
 
+/**
+ * The lease fence (this agent, this lease, a state that holds a lease), applied to rows the
+ * statement found by primary key. Written `(…) IS TRUE` so the planner cannot use it to find
+ * rows: jobs_agent_idx and jobs_lease_idx keep entries for an agent's recently finished jobs
+ * until vacuum, and a generic plan that scanned them (a BitmapAnd) visited every one of
+ * those dead rows on each report, several times the cost of the primary-key probe.
+ */
+function leaseFence(agentParam: string, states: string): string {
+  return `(j.agent_id = ${agentParam}) IS TRUE AND (j.state IN (${states})) IS TRUE`;
+}
+
 /** claimed → running, fenced by the lease. Returns the jobs that moved. */
 export async function startJobs(
   db: Queryable,
@@ -168,7 +179,7 @@ export async function startJobs(
        UPDATE jobs j SET state = 'running', started_at = now(),
               lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
          FROM unnest($2::uuid[], $3::uuid[]) AS f(id, lease)
-        WHERE j.id = f.id AND j.lease_token = f.lease AND j.agent_id = $1 AND j.state = 'claimed'
+        WHERE j.id = f.id AND j.lease_token = f.lease AND ${leaseFence('$1', "'claimed'")}
        RETURNING j.*),
      ${auditCtes({ source: 'started', action: "'job.started'", resourceType: 'job', payload: "jsonb_build_object('attempt', s.attempt)", firstParam: 5 })}
      SELECT j.*, ${WITH_POOL_NAME} FROM started j`,
@@ -196,7 +207,7 @@ export async function completeJobs(
     `WITH f AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS f(id, lease, outputs)),
      moved AS (
        DELETE FROM jobs j USING f
-        WHERE j.id = f.id AND j.lease_token = f.lease AND j.agent_id = $4 AND j.state IN ('claimed', 'running')
+        WHERE j.id = f.id AND j.lease_token = f.lease AND ${leaseFence('$4', "'claimed', 'running'")}
           ${opts.outsideRuns ? 'AND j.run_id IS NULL' : ''}
        RETURNING j.*, f.outputs AS final_outputs),
      completed AS (
@@ -253,8 +264,8 @@ export async function extendLeases(
 ): Promise<{ id: string; lease_expires_at: Date; cancel_requested: boolean }[]> {
   if (jobIds.length === 0) return [];
   const { rows } = await db.query<{ id: string; lease_expires_at: Date; cancel_requested: boolean }>(
-    `UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3)
-      WHERE agent_id = $1 AND id = ANY($2::uuid[]) AND state IN ('claimed', 'running')
+    `UPDATE jobs j SET lease_expires_at = now() + make_interval(secs => $3)
+      WHERE j.id = ANY($2::uuid[]) AND ${leaseFence('$1', "'claimed', 'running'")}
      RETURNING id, lease_expires_at, cancel_requested_at IS NOT NULL AS cancel_requested`,
     [agentId, jobIds, leaseSeconds],
   );
