@@ -2,6 +2,7 @@
 // `limit` queue rows into ledger_leaves (fixing their order), insert every perfect node
 // the batch completes, move the head. A crash anywhere leaves all of it or none of it,
 // and the queue rows stay queued until the batch that appends them commits.
+import { setImmediate } from 'node:timers/promises';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import { leafContentOfAuditRow, leafHashOfContent } from './ledger.content.js';
 import { queuedLeavesWithoutHash, setQueuedLeafHashes } from './ledger.leaves.queries.js';
@@ -10,6 +11,8 @@ import { newNodesForAppend } from './merkle/index.js';
 
 /** Leaves per transaction: large enough to amortize round trips, small enough to stay short. */
 export const SEQUENCE_BATCH = 5_000;
+/** Leaves hashed between two yields to the event loop (about 3 ms of work). */
+const HASH_SLICE = 250;
 
 export interface SequenceResult {
   appended: number;
@@ -25,10 +28,17 @@ export interface SequenceResult {
 async function hashPendingLeaves(tx: Queryable, limit: number): Promise<void> {
   const pending = await queuedLeavesWithoutHash(tx, limit);
   if (pending.length === 0) return;
+  const hashes: Buffer[] = [];
+  for (const [i, p] of pending.entries()) {
+    // A full batch takes tens of milliseconds to hash: in slices, so the requests this
+    // process serves meanwhile wait for one slice at most, not for the whole batch.
+    if (i > 0 && i % HASH_SLICE === 0) await setImmediate();
+    hashes.push(leafHashOfContent(p.audit ? leafContentOfAuditRow(p.audit) : { v: 1, kind: 'missing', ref_id: p.ref_id }));
+  }
   await setQueuedLeafHashes(
     tx,
     pending.map((p) => p.seq),
-    pending.map((p) => leafHashOfContent(p.audit ? leafContentOfAuditRow(p.audit) : { v: 1, kind: 'missing', ref_id: p.ref_id })),
+    hashes,
   );
 }
 
