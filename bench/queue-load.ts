@@ -2,8 +2,10 @@
 // CPU is not the server's. It plays producers and simulated agents over HTTP (keep-alive
 // node:http) and prints one JSON result line. Scenarios (argv[2]):
 //   throughput  AGENTS agents claim MAX jobs at a time (start + complete each, or one
-//               batched report per step when MAX > 1) while a producer enqueues JOBS in
-//               batches; every agent, and IDLE_AGENTS more, heartbeat every 10 s meanwhile.
+//               batched report per step when MAX > 1; with PROTOCOL=fused, one claim that
+//               starts its jobs and hands in the last ones) while PRODUCERS producers
+//               enqueue JOBS in batches; every agent, and IDLE_AGENTS more, heartbeat
+//               every 10 s meanwhile.
 //   claim-rate  claims against a full queue at RATE claims/s overall; claim latency.
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
@@ -61,7 +63,44 @@ async function enqueue(pool: string, count: number, batch: number) {
   await Promise.all(Array.from({ length: n('PRODUCERS', 4) }, producer));
 }
 
-async function work(token: string, max: number, stop: () => boolean, counted: { n: number; doneAt: number }) {
+/**
+ * The one-round-trip protocol (PROTOCOL=fused): each claim starts its jobs (`start`) and
+ * carries the completions of the jobs the last claim returned (`reports`), so an agent
+ * makes one request per job (or per batch) instead of three. A claim that hands jobs in
+ * does not wait, so their completions are acknowledged at once; empty hands long-poll.
+ */
+async function workFused(token: string, max: number, total: number, counted: Counted) {
+  let inHand: { job_id: string; lease_token: string; action: 'complete' }[] = [];
+  for (;;) {
+    const last = counted.claimed >= total;
+    if (last && inHand.length === 0) return;
+    const started = performance.now();
+    const res = last
+      ? await call<{ results: { ok: boolean }[] }>('POST', '/api/v1/queue/reports', token, { reports: inHand })
+      : await call<{ jobs: Claimed[]; results?: { ok: boolean }[] }>('POST', '/api/v1/queue/claim', token, {
+          max,
+          start: true,
+          wait_seconds: inHand.length > 0 ? 0 : 2,
+          ...(inHand.length > 0 ? { reports: inHand } : {}),
+        });
+    const jobs = res.status === 200 && 'jobs' in res.json ? res.json.jobs : [];
+    record(last ? 'complete_batch' : jobs.length > 0 ? 'claim' : 'claim_empty', performance.now() - started);
+    const done = (res.json?.results ?? []).filter((r) => r.ok).length;
+    if (done !== inHand.length) throw new Error(`completions refused: ${res.status} ${JSON.stringify(res.json)}`);
+    counted.n += done;
+    if (counted.n >= total && counted.doneAt === 0) counted.doneAt = performance.now();
+    counted.claimed += jobs.length;
+    inHand = jobs.map((j) => ({ job_id: j.id, lease_token: j.lease_token, action: 'complete' as const }));
+  }
+}
+
+interface Counted {
+  n: number;
+  claimed: number;
+  doneAt: number;
+}
+
+async function work(token: string, max: number, stop: () => boolean, counted: Counted) {
   while (!stop()) {
     const started = performance.now();
     const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max, wait_seconds: 2 });
@@ -105,14 +144,20 @@ async function throughput() {
   const agents = await setupPool(name, n('AGENTS', 32), Math.max(max, 1));
   const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
   latencies.clear();
-  const counted = { n: 0, doneAt: 0 };
+  const counted: Counted = { n: 0, claimed: 0, doneAt: 0 };
   let finished = false;
   // Working agents heartbeat too, as `cairn agent` does: a long run outlasts the lost-agent
   // threshold, and a lost agent's claims get nothing.
   const beats = heartbeats([...agents, ...idle], () => finished);
   const started = performance.now();
   const producing = enqueue(name, jobs, 500);
-  await Promise.all(agents.map((entry) => work(entry.split(' ')[1]!, max, () => counted.n >= jobs, counted)));
+  const fused = process.env.PROTOCOL === 'fused';
+  await Promise.all(
+    agents.map((entry) => {
+      const token = entry.split(' ')[1]!;
+      return fused ? workFused(token, max, jobs, counted) : work(token, max, () => counted.n >= jobs, counted);
+    }),
+  );
   const seconds = (counted.doneAt - started) / 1000;
   await producing;
   finished = true;

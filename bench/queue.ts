@@ -15,13 +15,32 @@ async function cairn() {
     const env = { BENCH_URL: server.url, BENCH_TOKEN: server.token };
     const load = (scenario: string, extra: Record<string, string>) =>
       runJsonChild('bench/queue-load.ts', [scenario], { ...env, ...extra });
+    const fused = { PROTOCOL: 'fused' };
+    // Three calls per job (claim, start, complete), then one (a claim that starts its jobs
+    // and hands in the last ones: see the queue README, "One round trip per job").
     const a = await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A) });
-    const aIdle = await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A), IDLE_AGENTS: '1000' });
-    const b = await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B) });
-    const half = Math.round(Number(a.jobs_per_second) / 2);
+    // QUEUE_BENCH_FUSED=0 leaves the one-round-trip runs out (a baseline server without it).
+    const withFused = process.env.QUEUE_BENCH_FUSED !== '0';
+    const skipped = { jobs_per_second: NaN, latencies_ms: {}, api_p99_ms: NaN };
+    const aFused = withFused ? await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A), ...fused }) : skipped;
+    const aIdle = await load('throughput', {
+      MAX: '1',
+      AGENTS: '32',
+      JOBS: String(JOBS_A),
+      IDLE_AGENTS: '1000',
+      ...(withFused ? fused : {}),
+    });
+    // Batched claims drain faster than four producers enqueue; eight keep the queue fed.
+    const b = await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B), PRODUCERS: '8' });
+    const bFused = withFused
+      ? await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B), PRODUCERS: '8', ...fused })
+      : skipped;
+    const peak = Math.max(Number(a.jobs_per_second), withFused ? Number(aFused.jobs_per_second) : 0);
+    // QUEUE_BENCH_RATE pins the rate, to compare two servers under the same load.
+    const half = Number(process.env.QUEUE_BENCH_RATE ?? Math.round(peak / 2));
     const rate = await load('claim-rate', { RATE: String(half), JOBS: String(half * 10) });
     const dispatch = await load('dispatch', { JOBS: '400', INTERVAL: '25' });
-    return { a, aIdle, b, rate, dispatch };
+    return { a, aFused, aIdle, b, bFused, rate, dispatch };
   } finally {
     await server.close();
   }
@@ -52,16 +71,20 @@ console.log(`\nmachine: ${machine()}; server, load generator and PostgreSQL shar
 console.log('| measure | result | reference |');
 console.log('|---|---|---|');
 console.log(
-  `| (a) end to end, 1 job per claim, 32 agents, ${JOBS_A} jobs | ${rps(results.a)} jobs/s (claim p50/p99 ${lat(results.a, 'claim')} ms) | graphile-worker unbatched: ${rps(gwUnbatched)} jobs/s |`,
+  `| (a) end to end, 1 job per claim, 32 agents, ${JOBS_A} jobs: claim, start, complete | ${rps(results.a)} jobs/s (claim p50/p99 ${lat(results.a, 'claim')} ms) | graphile-worker unbatched: ${rps(gwUnbatched)} jobs/s |`,
 );
 console.log(
-  `| (b) end to end, claims of 50, 32 agents, ${JOBS_B} jobs | ${rps(results.b)} jobs/s | graphile-worker batched: ${rps(gwBatched)} jobs/s |`,
+  `| (a) the same, one round trip per job (claim with start and reports) | ${rps(results.aFused)} jobs/s (claim p50/p99 ${lat(results.aFused, 'claim')} ms) | |`,
 );
+console.log(
+  `| (b) end to end, claims of 50, 32 agents, ${JOBS_B} jobs: claim, start, complete | ${rps(results.b)} jobs/s | graphile-worker batched: ${rps(gwBatched)} jobs/s |`,
+);
+console.log(`| (b) the same, one round trip per batch | ${rps(results.bFused)} jobs/s | |`);
 console.log(
   `| claim latency at half of (a)'s peak (${Number(results.rate.rate)} claims/s), p50 / p99 | ${lat(results.rate, 'claim')} ms | |`,
 );
 console.log(`| dispatch (enqueue → long-poll claim answers), p50 / p99 | ${lat(results.dispatch, 'dispatch')} ms | |`);
 console.log(
-  `| (a) with 1,000 agents heartbeating every 10 s | ${rps(results.aIdle)} jobs/s; API p99 ${Number(results.aIdle.api_p99_ms)} ms; heartbeat p50/p99 ${lat(results.aIdle, 'heartbeat')} ms | |`,
+  `| (a), one round trip (unless QUEUE_BENCH_FUSED=0), with 1,000 agents heartbeating every 10 s | ${rps(results.aIdle)} jobs/s; API p99 ${Number(results.aIdle.api_p99_ms)} ms; heartbeat p50/p99 ${lat(results.aIdle, 'heartbeat')} ms | |`,
 );
 console.log('\nraw:', JSON.stringify({ ...results, gwUnbatched, gwBatched }));
