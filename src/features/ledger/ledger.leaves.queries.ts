@@ -111,10 +111,3 @@ export async function queuedLeavesWithoutHash(
   );
   return rows.map((r) => ({ seq: r.seq, ref_id: r.ref_id, audit: leafFromRaw(r).audit }));
 }
-
-export async function setQueuedLeafHashes(tx: Queryable, seqs: readonly number[], hashes: readonly Buffer[]): Promise<void> {
-  await tx.query(
-    `UPDATE ledger_queue q SET leaf_hash = f.hash FROM unnest($1::bigint[], $2::bytea[]) AS f(seq, hash) WHERE q.seq = f.seq`,
-    [seqs, hashes],
-  );
-}

@@ -48,9 +48,12 @@ export async function readHead(db: Queryable): Promise<HeadRow> {
 }
 
 /**
- * Moves up to `limit` queued leaves into the log in one statement: takes the oldest hashed
- * queue rows (skipping any another transaction holds), deletes them and inserts them as
- * leaves `start, start+1, …` in queue order. Returns the new leaves in index order.
+ * Moves up to `limit` queued leaves into the log in one statement: takes the oldest queue
+ * rows that have a hash, stored or in `computed` (skipping any another transaction holds),
+ * deletes them and inserts them as leaves `start, start+1, …` in queue order. Returns the
+ * new leaves in index order. `computed` carries the hashes the sequencer just made for
+ * SQL-recorded rows, so they are not written into the queue rows that this very statement
+ * deletes.
  *
  * Rows still without a hash wait for the next batch: a writer that drew its `seq` early can
  * commit an SQL-recorded row after this transaction hashed the pending ones, and under load
@@ -60,18 +63,22 @@ export async function moveQueuedLeaves(
   tx: Queryable,
   start: number,
   limit: number,
+  computed: { seqs: readonly number[]; hashes: readonly Buffer[] } = { seqs: [], hashes: [] },
 ): Promise<{ idx: number; leaf_hash: Buffer }[]> {
   const { rows } = await tx.query<{ idx: number; leaf_hash: Bytes }>(
-    `WITH taken AS (
+    `WITH computed AS (SELECT * FROM unnest($3::bigint[], $4::bytea[]) AS c(seq, hash)),
+     taken AS (
        DELETE FROM ledger_queue
-        WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
+        WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL OR seq = ANY($3::bigint[])
+                       ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
        RETURNING seq, org_id, kind, ref_id, leaf_hash),
      appended AS (
        INSERT INTO ledger_leaves (idx, leaf_hash, org_id, kind, ref_id)
-       SELECT $1::bigint + row_number() OVER (ORDER BY seq) - 1, leaf_hash, org_id, kind, ref_id FROM taken
+       SELECT $1::bigint + row_number() OVER (ORDER BY t.seq) - 1, coalesce(t.leaf_hash, c.hash), t.org_id, t.kind, t.ref_id
+         FROM taken t LEFT JOIN computed c ON c.seq = t.seq
        RETURNING idx, leaf_hash)
      SELECT idx, leaf_hash FROM appended ORDER BY idx`,
-    [start, limit],
+    [start, limit, computed.seqs, computed.hashes],
   );
   return rows.map((r) => ({ idx: r.idx, leaf_hash: toBuffer(r.leaf_hash) }));
 }

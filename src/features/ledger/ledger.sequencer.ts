@@ -5,7 +5,7 @@
 import { setImmediate } from 'node:timers/promises';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import { leafContentOfAuditRow, leafHashOfContent } from './ledger.content.js';
-import { queuedLeavesWithoutHash, setQueuedLeafHashes } from './ledger.leaves.queries.js';
+import { queuedLeavesWithoutHash } from './ledger.leaves.queries.js';
 import { insertNodes, lockHead, moveQueuedLeaves, updateHead } from './ledger.queries.js';
 import { newNodesForAppend } from './merkle/index.js';
 
@@ -21,13 +21,12 @@ export interface SequenceResult {
 
 /**
  * Leaves queued by SQL-recorded audit rows carry no hash yet: hash them from the stored
- * rows (the same content exports and integrity checks rebuild), before they are appended.
- * A row deleted before sequencing gets the hash of a tombstone naming it, so the log
+ * rows (the same content exports and integrity checks rebuild), for the move that appends
+ * them. A row deleted before sequencing gets the hash of a tombstone naming it, so the log
  * keeps its place and the integrity check reports it.
  */
-async function hashPendingLeaves(tx: Queryable, limit: number): Promise<void> {
+async function hashPendingLeaves(tx: Queryable, limit: number): Promise<{ seqs: number[]; hashes: Buffer[] }> {
   const pending = await queuedLeavesWithoutHash(tx, limit);
-  if (pending.length === 0) return;
   const hashes: Buffer[] = [];
   for (const [i, p] of pending.entries()) {
     // A full batch takes tens of milliseconds to hash: in slices, so the requests this
@@ -35,18 +34,14 @@ async function hashPendingLeaves(tx: Queryable, limit: number): Promise<void> {
     if (i > 0 && i % HASH_SLICE === 0) await setImmediate();
     hashes.push(leafHashOfContent(p.audit ? leafContentOfAuditRow(p.audit) : { v: 1, kind: 'missing', ref_id: p.ref_id }));
   }
-  await setQueuedLeafHashes(
-    tx,
-    pending.map((p) => p.seq),
-    hashes,
-  );
+  return { seqs: pending.map((p) => p.seq), hashes };
 }
 
 export async function sequenceBatch(db: Db, limit = SEQUENCE_BATCH): Promise<SequenceResult> {
   return db.transaction(async (tx) => {
     const head = await lockHead(tx);
-    await hashPendingLeaves(tx, limit);
-    const leaves = await moveQueuedLeaves(tx, head.size, limit);
+    const computed = await hashPendingLeaves(tx, limit);
+    const leaves = await moveQueuedLeaves(tx, head.size, limit, computed);
     if (leaves.length === 0) return { appended: 0, size: head.size };
     const last = leaves[leaves.length - 1]!;
     if (leaves[0]!.idx !== head.size || last.idx !== head.size + leaves.length - 1) {
