@@ -123,6 +123,27 @@ export async function startCairnOnPostgres(dbName: string, port: number, env: Re
   }
 }
 
+/**
+ * Waits until the server's ledger sequencer has appended every queued leaf, so a scenario
+ * starts on a quiet server rather than beside the previous one's backlog. Resolves with
+ * the milliseconds it waited.
+ */
+export async function ledgerDrained(dbUrl: string, timeoutMs = 180_000): Promise<number> {
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  const start = performance.now();
+  try {
+    for (;;) {
+      const { rows } = await client.query<{ queued: boolean }>('SELECT EXISTS (SELECT 1 FROM ledger_queue) AS queued');
+      if (!rows[0]!.queued) return Math.round(performance.now() - start);
+      if (performance.now() - start > timeoutMs) throw new Error(`ledger backlog not drained after ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 /** Runs a script in its own process (a load generator); resolves with its last line as JSON. */
 export function runJsonChild(script: string, args: string[], env: Record<string, string>): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,8 @@
 //               starts its jobs and hands in the last ones) while PRODUCERS producers
 //               enqueue JOBS in batches; every agent, and IDLE_AGENTS more, heartbeat
 //               every 10 s meanwhile.
-//   claim-rate  claims against a full queue at RATE claims/s overall; claim latency.
+//   claim-rate  claims against a full queue at RATE claims/s overall; claim latency (the
+//               first WARMUP_SECONDS, default 1, recorded apart as claim_warmup).
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
 import { createCaller } from './http-client.js';
@@ -182,7 +183,10 @@ async function claimRate() {
         const due = started + (slot / rate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-        const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max: 1 }, 'claim');
+        // The first WARMUP_SECONDS are fresh agents' first calls on a server that just took
+        // the setup's enqueue: recorded apart, so `claim` is the steady state.
+        const kind = slot < rate * n('WARMUP_SECONDS', 1) ? 'claim_warmup' : 'claim';
+        const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max: 1 }, kind);
         const job = res.json?.jobs?.[0];
         if (job) await call('POST', `/api/v1/jobs/${job.id}/complete`, token, { lease_token: job.lease_token });
       }
