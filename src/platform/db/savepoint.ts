@@ -3,7 +3,10 @@
 // never turn the report it rides on into an error.
 import type { Queryable } from './db.js';
 
-let counter = 0;
+// One name for every savepoint: RELEASE and ROLLBACK TO act on the most recent unreleased
+// savepoint of a name, so nested ones still pair up. Sent as plain statements (`exec`),
+// not prepared ones: a fresh name each time would have added a prepared statement per call.
+const SAVEPOINT = 'cairn_try';
 
 /**
  * Runs `fn` inside a savepoint of the caller's open transaction. When it throws, the
@@ -14,14 +17,13 @@ export async function tryInSavepoint<T>(
   tx: Queryable,
   fn: () => Promise<T>,
 ): Promise<{ ok: true; value: T } | { ok: false; error: unknown }> {
-  const name = `cairn_sp_${++counter}`;
-  await tx.query(`SAVEPOINT ${name}`);
+  await tx.exec(`SAVEPOINT ${SAVEPOINT}`);
   try {
     const value = await fn();
-    await tx.query(`RELEASE SAVEPOINT ${name}`);
+    await tx.exec(`RELEASE SAVEPOINT ${SAVEPOINT}`);
     return { ok: true, value };
   } catch (error) {
-    await tx.query(`ROLLBACK TO SAVEPOINT ${name}`);
+    await tx.exec(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
     return { ok: false, error };
   }
 }
