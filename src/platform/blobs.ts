@@ -101,13 +101,17 @@ export function createBlobStore(dir: string): BlobStore {
     const stopWatching = finished(source, { writable: false }, (error) => {
       if (error) counter.stream.destroy(error);
     });
+    // `flush` fsyncs before close: an acknowledged upload survives a crash.
+    const file = createWriteStream(tmp, { flags: 'wx', flush: true });
     try {
       source.pipe(counter.stream);
-      // `flush` fsyncs before close: an acknowledged upload survives a crash.
-      await pipeline(counter.stream, createWriteStream(tmp, { flags: 'wx', flush: true }));
+      await pipeline(counter.stream, file);
     } catch (error) {
       source.unpipe(counter.stream);
       source.resume(); // drain the rest of a refused request so the answer can still be sent
+      // pipeline rejects as soon as a stream fails, maybe before the file is even open;
+      // removed before it closes, the file would come back when the open completes.
+      if (!file.closed) await new Promise<void>((resolve) => file.once('close', () => resolve()));
       await discard();
       throw error;
     } finally {
