@@ -1,5 +1,6 @@
-// The shape of a job row as the queue's statements copy it between \`jobs\` and
-// \`job_history\` (same columns, same order), and the pool name every read adds.
+// SQL pieces the queue's statements share: the shape of a job row as they copy it between
+// `jobs` and `job_history` (same columns, same order), the pool name every read adds, and
+// the lease fence of an agent's reports.
 /** Column order of `jobs` and `job_history` (migrations/0005_queue.sql). */
 export const COLUMNS = [
   'id',
@@ -44,3 +45,14 @@ export function copyColumns(source: string, overrides: Partial<Record<Column, st
 }
 
 export const WITH_POOL_NAME = '(SELECT name FROM pools p WHERE p.id = j.pool_id) AS pool_name';
+
+/**
+ * The lease fence (this agent, this lease, a state that holds a lease), applied to rows the
+ * statement found by primary key. Written `(…) IS TRUE` so the planner cannot use it to find
+ * rows: jobs_agent_idx and jobs_lease_idx keep entries for an agent's recently finished jobs
+ * until vacuum, and a generic plan that scanned them (a BitmapAnd) visited every one of
+ * those dead rows on each report, several times the cost of the primary-key probe.
+ */
+export function leaseFence(agentParam: string, states: string): string {
+  return `(j.agent_id = ${agentParam}) IS TRUE AND (j.state IN (${states})) IS TRUE`;
+}

@@ -1,11 +1,12 @@
-// The queue's hot write path: enqueue, claim, start, complete and lease renewal. Each is one
-// statement that also records its audit events (auditCtes), so an agent's call is a single
-// round trip; batches use unnest/jsonb_to_recordset so 50 jobs cost one statement, not 50.
-// Decisions taken under a lock (fail, retry, cancel, redrive) and the maintenance loop's
-// statements are in queue.moves.queries.ts.
+// The queue's hot write path: enqueue, start and lease renewal (the claim and successful
+// completions are in claims.queries.ts). Each is one statement that also records its audit
+// events (auditCtes), so an agent's call is a single round trip; batches use
+// unnest/jsonb_to_recordset so 50 jobs cost one statement, not 50. Decisions taken under a
+// lock (fail, retry, cancel, redrive) and the maintenance loop's statements are in
+// queue.moves.queries.ts.
 import type { Queryable } from '../../platform/db/index.js';
 import { auditCtes, auditParams, type AuditActor } from '../audit/audit.queries.js';
-import { copyColumns, WITH_POOL_NAME } from './queue.columns.js';
+import { leaseFence, WITH_POOL_NAME } from './queue.columns.js';
 import type { JobRow } from './queue.model.js';
 
 export interface NewJob {
@@ -104,67 +105,6 @@ export async function findIdempotencyKeys(
   return new Map(rows.map((r) => [r.key, { jobId: r.job_id, requestHash: Buffer.from(r.request_hash) }]));
 }
 
-/**
- * The claim, in one statement: the agent must be active; it gets at most its free slots;
- * the best-priority, oldest claimable jobs of its pool whose required tags it has are
- * locked (skipping rows other claimers hold) and leased to it. With `start`, they go
- * straight to `running` (claimed and started in one transition, one audit event).
- */
-export async function claimJobs(
-  db: Queryable,
-  actor: AuditActor,
-  agentId: string,
-  max: number,
-  leaseSeconds: number,
-  opts: { start?: boolean } = {},
-): Promise<JobRow[]> {
-  const { rows } = await db.query<JobRow>(
-    `WITH me AS (
-       SELECT id, pool_id, tags, max_concurrency FROM agents WHERE id = $1 AND status = 'active'),
-     room AS (
-       SELECT greatest(0, least($2::int, me.max_concurrency - (SELECT count(*)::int FROM jobs l WHERE l.agent_id = $1))) AS free
-         FROM me),
-     -- The pool and tags as scalar subqueries (InitPlans), not a join: with pool_id equal to
-     -- a parameter the planner walks jobs_claim_idx in (priority, seq) order and stops after
-     -- LIMIT rows; joined to me, it read and sorted every queued job of the pool per claim.
-     picked AS (
-       SELECT j.id FROM jobs j
-        WHERE j.state = 'queued' AND j.pool_id = (SELECT pool_id FROM me) AND j.required_tags <@ (SELECT tags FROM me)
-        ORDER BY j.priority, j.seq
-        LIMIT (SELECT coalesce(max(free), 0) FROM room)
-        FOR UPDATE OF j SKIP LOCKED),
-     claimed AS (
-       UPDATE jobs j
-          SET state = CASE WHEN $4 THEN 'running' ELSE 'claimed' END, agent_id = $1, lease_token = gen_random_uuid(),
-              lease_expires_at = now() + make_interval(secs => $3), claimed_at = now(),
-              started_at = CASE WHEN $4 THEN now() END, attempt = j.attempt + 1, updated_at = now()
-         FROM picked WHERE j.id = picked.id
-       RETURNING j.*),
-     ${auditCtes({
-       source: 'claimed',
-       action: "'job.claimed'",
-       resourceType: 'job',
-       payload:
-         "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id) || CASE WHEN $4 THEN '{\"started\": true}'::jsonb ELSE '{}'::jsonb END",
-       firstParam: 5,
-     })}
-     SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`,
-    [agentId, max, leaseSeconds, opts.start === true, ...auditParams(actor)],
-  );
-  return rows.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
-}
-
-/**
- * The lease fence (this agent, this lease, a state that holds a lease), applied to rows the
- * statement found by primary key. Written `(…) IS TRUE` so the planner cannot use it to find
- * rows: jobs_agent_idx and jobs_lease_idx keep entries for an agent's recently finished jobs
- * until vacuum, and a generic plan that scanned them (a BitmapAnd) visited every one of
- * those dead rows on each report, several times the cost of the primary-key probe.
- */
-function leaseFence(agentParam: string, states: string): string {
-  return `(j.agent_id = ${agentParam}) IS TRUE AND (j.state IN (${states})) IS TRUE`;
-}
-
 /** claimed → running, fenced by the lease. Returns the jobs that moved. */
 export async function startJobs(
   db: Queryable,
@@ -184,73 +124,6 @@ export async function startJobs(
      ${auditCtes({ source: 'started', action: "'job.started'", resourceType: 'job', payload: "jsonb_build_object('attempt', s.attempt)", firstParam: 5 })}
      SELECT j.*, ${WITH_POOL_NAME} FROM started j`,
     [agentId, items.map((i) => i.id), items.map((i) => i.leaseToken), leaseSeconds, ...auditParams(actor)],
-  );
-  return rows;
-}
-
-/**
- * Successful completions, fenced by the lease, in one statement: each job moves to the
- * history as `completed` with its outputs, its attempt is recorded, and so is its audit
- * event. Returns the completed jobs; a report whose lease is not current matches nothing.
- * `outsideRuns` matches only jobs that belong to no run (nothing else has to commit with
- * their end, so they need no transaction around this statement).
- */
-export async function completeJobs(
-  db: Queryable,
-  actor: AuditActor,
-  agentId: string,
-  items: readonly { id: string; leaseToken: string; outputs: Record<string, string> | null }[],
-  opts: { outsideRuns?: boolean } = {},
-): Promise<JobRow[]> {
-  if (items.length === 0) return [];
-  const { rows } = await db.query<JobRow>(
-    `WITH f AS (SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[]) AS f(id, lease, outputs)),
-     moved AS (
-       DELETE FROM jobs j USING f
-        WHERE j.id = f.id AND j.lease_token = f.lease AND ${leaseFence('$4', "'claimed', 'running'")}
-          ${opts.outsideRuns ? 'AND j.run_id IS NULL' : ''}
-       RETURNING j.*, f.outputs AS final_outputs),
-     completed AS (
-       INSERT INTO job_history
-       SELECT ${copyColumns('m', {
-         state: "'completed'",
-         lease_token: 'NULL',
-         lease_expires_at: 'NULL',
-         finished_at: 'now()',
-         exit_status: '0',
-         failure_reason: 'NULL',
-         outputs: 'm.final_outputs::jsonb',
-         updated_at: 'now()',
-       })}
-         FROM moved m
-       RETURNING *),
-     attempts AS (
-       INSERT INTO job_attempts (job_id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, finished_at,
-                                 outcome, exit_status, reason)
-       SELECT id, attempt, org_id, agent_id, pool_id, claimed_at, started_at, now(), 'completed', 0, NULL FROM moved),
-     -- A run step's outputs reported with its completion are hand-offs for later steps,
-     -- exactly as if the job had published them one by one (the pipelines' context store).
-     handed AS (
-       INSERT INTO run_outputs (run_id, step_key, key, org_id, value, job_id)
-       SELECT c.run_id, c.step_key, o.key, c.org_id, o.value, c.id
-         FROM completed c, jsonb_each_text(c.outputs) AS o(key, value)
-        WHERE c.run_id IS NOT NULL AND c.step_key IS NOT NULL
-       ON CONFLICT (run_id, step_key, key) DO UPDATE SET value = EXCLUDED.value, job_id = EXCLUDED.job_id),
-     ${auditCtes({
-       source: 'completed',
-       action: "'job.completed'",
-       resourceType: 'job',
-       payload: "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id, 'exit_status', 0, 'outputs', s.outputs)",
-       firstParam: 5,
-     })}
-     SELECT j.*, ${WITH_POOL_NAME} FROM completed j`,
-    [
-      items.map((i) => i.id),
-      items.map((i) => i.leaseToken),
-      items.map((i) => (i.outputs ? JSON.stringify(i.outputs) : null)),
-      agentId,
-      ...auditParams(actor),
-    ],
   );
   return rows;
 }

@@ -12,7 +12,8 @@ import { iso } from '../../platform/http/schemas.js';
 import { agentHeldJob, findJob } from './jobs.queries.js';
 import { endAttempts, type AttemptEnd } from './queue.finish.js';
 import { FINAL_STATES, jobEventData, presentJob, type FailureReason, type JobRow } from './queue.model.js';
-import { completeJobs, extendLeases, startJobs } from './queue.queries.js';
+import { completeJobs, type Completion } from './claims.queries.js';
+import { extendLeases, startJobs } from './queue.queries.js';
 import { lockJobs } from './queue.moves.queries.js';
 
 type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config' | 'jwtSecret'>;
@@ -90,7 +91,6 @@ export async function applyReports(
   const agentId = auth.agentId!;
   const results = new Map<Report, ReportResult>();
   const applied = new Map<Report, JobRow>();
-  const isSuccess = (r: Report) => r.action === 'complete' && (r.exit_status ?? 0) === 0;
   const starts = reports.filter((r) => r.action === 'start');
   const successes = reports.filter(isSuccess);
   const failures = reports.filter((r) => r.action !== 'start' && !isSuccess(r));
@@ -107,8 +107,7 @@ export async function applyReports(
 
   // A job outside any run has nothing that must commit with its end: on its own, the hot
   // path is one statement in autocommit, without BEGIN and COMMIT round trips.
-  const completions = (rs: readonly Report[]) =>
-    rs.map((r) => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null }));
+  const completions = (rs: readonly Report[]) => rs.map(asCompletion);
   const plain = await completeJobs(scope.db, auth, agentId, completions(successes), { outsideRuns: true });
   scope.afterCommit(() => afterCompleted(deps, plain));
   matchRows(successes, plain, applied);
@@ -140,15 +139,28 @@ export async function applyReports(
     const job = applied.get(r);
     results.set(
       r,
-      job
-        ? { job_id: r.job_id, ok: true, state: job.state, attempt: job.attempt, job }
-        : { job_id: r.job_id, ok: false, error: asError(await refusal(scope, auth, r.job_id)) },
+      job ? appliedResult(r, job) : { job_id: r.job_id, ok: false, error: asError(await refusal(scope, auth, r.job_id)) },
     );
   }
   return reports.map((r) => results.get(r)!);
 }
 
-function afterCompleted(deps: Deps, completed: readonly JobRow[]): void {
+/** A report that applied: the job as it is now. */
+export const appliedResult = (r: Report, job: JobRow): ReportResult => ({
+  job_id: r.job_id,
+  ok: true,
+  state: job.state,
+  attempt: job.attempt,
+  job,
+});
+
+/** A successful completion (exit status 0): the kind of report the hot paths take in one statement. */
+export const isSuccess = (r: Report) => r.action === 'complete' && (r.exit_status ?? 0) === 0;
+
+export const asCompletion = (r: Report): Completion => ({ id: r.job_id, leaseToken: r.lease_token, outputs: r.outputs ?? null });
+
+/** After the commit of successful completions: bus events, statistics, the jobs-ended hooks. */
+export function afterCompleted(deps: Deps, completed: readonly JobRow[]): void {
   for (const job of completed) {
     publishOrgEvent(deps.bus, job.org_id, 'job.completed', jobEventData(job));
     const from = job.started_at ?? job.claimed_at;
@@ -183,7 +195,7 @@ function failureEnds(auth: AuthContext, failures: readonly Report[], locked: Map
 }
 
 /** Pairs reports with the rows their statement changed (one report per job id wins). */
-function matchRows(reports: readonly Report[], rows: readonly JobRow[], into: Map<Report, JobRow>): void {
+export function matchRows(reports: readonly Report[], rows: readonly JobRow[], into: Map<Report, JobRow>): void {
   const byId = new Map(rows.map((row) => [row.id, row]));
   for (const r of reports) {
     const row = byId.get(r.job_id);

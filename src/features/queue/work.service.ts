@@ -10,9 +10,19 @@ import { NotFoundError } from '../../platform/errors.js';
 import { findAgentWork } from '../agents/agents.queries.js';
 import { signJobToken } from '../auth/tokens.js';
 import { jobEventData, presentClaimedJob, type ClaimedJobView, type JobRow } from './queue.model.js';
-import { claimJobs } from './queue.queries.js';
+import { claimJobs, completeAndClaim } from './claims.queries.js';
 import type { WaitHandle } from './queue.wakeups.js';
-import { applyReports, withinTransaction, type Report, type ReportResult } from './reports.service.js';
+import {
+  afterCompleted,
+  applyReports,
+  appliedResult,
+  asCompletion,
+  isSuccess,
+  matchRows,
+  withinTransaction,
+  type Report,
+  type ReportResult,
+} from './reports.service.js';
 
 type Deps = Pick<AppDeps, 'db' | 'bus' | 'queue' | 'config' | 'jwtSecret'>;
 
@@ -70,16 +80,40 @@ export async function claim(deps: Deps, auth: AuthContext, input: ClaimInput, si
   });
   if (!input.reports?.length) return answer(await claimWaiting(deps, auth, input, signal));
 
-  // The reports and the first claim share a transaction: one commit (one WAL flush) for
-  // the jobs handed in and the jobs handed out, which is what bounds a small machine.
-  const first = await transactionWithEffects(deps.db, async (tx, after) => {
-    const results = await applyReports(deps, auth, input.reports!, withinTransaction(tx, after));
-    const jobs = await claimNow(deps, tx, auth, max, start);
-    after.add(() => afterClaim(deps, jobs));
-    return { results, jobs };
-  });
+  const first = await handInAndClaim(deps, auth, input.reports, max, start);
   if (first.jobs.length > 0 || !input.wait_seconds || signal?.aborted) return answer(first.jobs, first.results);
   return answer(await claimWaiting(deps, auth, input, signal), first.results);
+}
+
+/**
+ * The reports, then the first claim, with one commit (one WAL flush) for the jobs handed in
+ * and the jobs handed out, which is what bounds a small machine. The usual hand-in (only
+ * successful completions of jobs outside runs) is one autocommit statement with the claim;
+ * whatever that statement left (a refusal, a run step, a failure) is applied with the
+ * claim in one transaction, as the reports route would apply it.
+ */
+async function handInAndClaim(deps: Deps, auth: AuthContext, reports: readonly Report[], max: number, start: boolean) {
+  const results = new Map<Report, ReportResult>();
+  let rest = reports;
+  if (reports.every(isSuccess)) {
+    const leaseSeconds = deps.config.jobLeaseSeconds;
+    const fast = await completeAndClaim(deps.db, auth, auth.agentId!, reports.map(asCompletion), { max, leaseSeconds, start });
+    afterCompleted(deps, fast.completed);
+    afterClaim(deps, fast.claimed);
+    const applied = new Map<Report, JobRow>();
+    matchRows(reports, fast.completed, applied);
+    for (const [r, job] of applied) results.set(r, appliedResult(r, job));
+    rest = reports.filter((r) => !applied.has(r));
+    if (rest.length === 0) return { jobs: fast.claimed, results: reports.map((r) => results.get(r)!) };
+  }
+  const jobs = await transactionWithEffects(deps.db, async (tx, after) => {
+    const restResults = await applyReports(deps, auth, rest, withinTransaction(tx, after));
+    rest.forEach((r, i) => results.set(r, restResults[i]!));
+    const claimed = await claimNow(deps, tx, auth, max, start);
+    after.add(() => afterClaim(deps, claimed));
+    return claimed;
+  });
+  return { jobs, results: reports.map((r) => results.get(r)!) };
 }
 
 async function claimWaiting(deps: Deps, auth: AuthContext, input: ClaimInput, signal?: AbortSignal): Promise<JobRow[]> {

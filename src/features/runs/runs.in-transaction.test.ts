@@ -76,6 +76,28 @@ describe('advancing a run with what moved it', () => {
     expect(rows).toEqual([{ action: 'job.queued', request_id: `run:${run.id}`, actor_id: 'pipeline' }]);
   });
 
+  it("a step's completion handed in with a claim queues its dependents, and the claim takes them, in one commit", async () => {
+    const run = await start(command('build'), command('test', ['build']));
+    const build = await claimJobOf(run.id, 'build');
+    const res = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/queue/claim',
+      headers: agent.headers,
+      payload: { max: 1, start: true, reports: [{ job_id: build.id, lease_token: build.lease_token, action: 'complete' }] },
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    const answer = res.json<{ jobs: JobJson[]; results: { job_id: string; ok: boolean; state: string }[] }>();
+    expect(answer.results).toEqual([{ job_id: build.id, ok: true, state: 'completed', attempt: 1 }]);
+    const test = await stepOf(run.id, 'test');
+    expect(answer.jobs.map((j) => [j.id, j.state])).toEqual([[test.job_id, 'running']]);
+    const { rows } = await t.deps.db.query<{ same: boolean }>(
+      'SELECT (SELECT finished_at FROM job_history WHERE id = $1) = (SELECT claimed_at FROM jobs WHERE id = $2) AS same',
+      [build.id, test.job_id],
+    );
+    expect(rows[0]!.same).toBe(true);
+    await reportAll(t, agent, answer.jobs, 'complete');
+  });
+
   it('skips the dependents and fails the run in the commit of a failing report', async () => {
     const run = await start(command('build'), command('test', ['build']));
     const build = await claimJobOf(run.id, 'build');
