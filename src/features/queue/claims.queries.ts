@@ -144,6 +144,20 @@ const completionArrays = (items: readonly Completion[]) => [
 
 const claimOrder = (a: JobRow, b: JobRow) => a.priority - b.priority || a.seq - b.seq;
 
+// The statements' text, built once: a string built per call would also be hashed anew per
+// call when the driver looks up its prepared statement.
+const CLAIM_SQL = `WITH ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5 })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`;
+const completeSql = (outsideRuns: boolean) =>
+  `WITH ${completionCtes({ ids: '$1', leases: '$2', outputs: '$3', agent: '$4', audit: 5, outsideRuns })}
+     SELECT j.*, ${WITH_POOL_NAME} FROM completed j`;
+const COMPLETE_SQL = { anyJob: completeSql(false), outsideRuns: completeSql(true) };
+const COMPLETE_AND_CLAIM_SQL = `WITH ${completionCtes({ ids: '$10', leases: '$11', outputs: '$12', agent: '$1', audit: 5, outsideRuns: true })},
+     ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5, handedIn: { reports: '$13' } })}
+     SELECT 'completed' AS handover, j.*, ${WITH_POOL_NAME} FROM completed j
+     UNION ALL
+     SELECT 'claimed' AS handover, j.*, ${WITH_POOL_NAME} FROM claimed j`;
+
 /** Claims up to `max` jobs for the agent (claimCtes). */
 export async function claimJobs(
   db: Queryable,
@@ -153,11 +167,7 @@ export async function claimJobs(
   leaseSeconds: number,
   opts: { start?: boolean } = {},
 ): Promise<JobRow[]> {
-  const { rows } = await db.query<JobRow>(
-    `WITH ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5 })}
-     SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`,
-    [agentId, max, leaseSeconds, opts.start === true, ...auditParams(actor)],
-  );
+  const { rows } = await db.query<JobRow>(CLAIM_SQL, [agentId, max, leaseSeconds, opts.start === true, ...auditParams(actor)]);
   return rows.sort(claimOrder);
 }
 
@@ -173,11 +183,11 @@ export async function completeJobs(
   opts: { outsideRuns?: boolean } = {},
 ): Promise<JobRow[]> {
   if (items.length === 0) return [];
-  const { rows } = await db.query<JobRow>(
-    `WITH ${completionCtes({ ids: '$1', leases: '$2', outputs: '$3', agent: '$4', audit: 5, outsideRuns: opts.outsideRuns })}
-     SELECT j.*, ${WITH_POOL_NAME} FROM completed j`,
-    [...completionArrays(items), agentId, ...auditParams(actor)],
-  );
+  const { rows } = await db.query<JobRow>(opts.outsideRuns ? COMPLETE_SQL.outsideRuns : COMPLETE_SQL.anyJob, [
+    ...completionArrays(items),
+    agentId,
+    ...auditParams(actor),
+  ]);
   return rows;
 }
 
@@ -195,14 +205,15 @@ export async function completeAndClaim(
   items: readonly Completion[],
   claim: { max: number; leaseSeconds: number; start: boolean },
 ): Promise<{ completed: JobRow[]; claimed: JobRow[] }> {
-  const { rows } = await db.query<JobRow & { handover: 'completed' | 'claimed' }>(
-    `WITH ${completionCtes({ ids: '$10', leases: '$11', outputs: '$12', agent: '$1', audit: 5, outsideRuns: true })},
-     ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5, handedIn: { reports: '$13' } })}
-     SELECT 'completed' AS handover, j.*, ${WITH_POOL_NAME} FROM completed j
-     UNION ALL
-     SELECT 'claimed' AS handover, j.*, ${WITH_POOL_NAME} FROM claimed j`,
-    [agentId, claim.max, claim.leaseSeconds, claim.start, ...auditParams(actor), ...completionArrays(items), items.length],
-  );
+  const { rows } = await db.query<JobRow & { handover: 'completed' | 'claimed' }>(COMPLETE_AND_CLAIM_SQL, [
+    agentId,
+    claim.max,
+    claim.leaseSeconds,
+    claim.start,
+    ...auditParams(actor),
+    ...completionArrays(items),
+    items.length,
+  ]);
   const pick = (side: string) => rows.filter((r) => r.handover === side).map(({ handover: _side, ...job }) => job);
   return { completed: pick('completed'), claimed: pick('claimed').sort(claimOrder) };
 }
