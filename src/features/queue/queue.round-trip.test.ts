@@ -1,5 +1,6 @@
 // The one-round-trip agent protocol: a claim that starts its jobs at once (`start`) and
-// hands in the jobs the agent finished (`reports`), in one transaction.
+// hands in the jobs the agent finished (`reports`), with one commit: one statement for the
+// usual hand-in, a transaction for the rest.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../../test/helpers/app.js';
 import { expectAuditEvent } from '../../../test/helpers/audit.js';
@@ -106,6 +107,23 @@ describe('claim with reports', () => {
     );
     expect(rows[0]!.same).toBe(true);
     await reportAll(t, agent, answer.jobs, 'complete');
+  });
+
+  it('frees the slot of every job handed in, and no more', async () => {
+    const own = await createPool(t, owner, 'round-trip-slots');
+    const agent = await registerAgent(t, own, { max_concurrency: 2 });
+    for (let i = 0; i < 5; i++) await enqueue(t, owner, { pool: own.name });
+    const held = (await fusedClaim(agent, { max: 5, start: true })).json<Answer>().jobs;
+    expect(held).toHaveLength(2);
+    // Both handed in: two slots free, although the statement's snapshot still sees them held.
+    const both = (await fusedClaim(agent, { max: 5, start: true, reports: held.map(completion) })).json<Answer>();
+    expect(both.results!.map((r) => r.ok)).toEqual([true, true]);
+    expect(both.jobs).toHaveLength(2);
+    // One handed in: one slot free.
+    const one = (await fusedClaim(agent, { max: 5, start: true, reports: [completion(both.jobs[0]!)] })).json<Answer>();
+    expect(one.results!.map((r) => r.ok)).toEqual([true]);
+    expect(one.jobs).toHaveLength(1);
+    await reportAll(t, agent, [both.jobs[1]!, ...one.jobs], 'complete');
   });
 
   it('answers every report even when nothing is left to claim (200, not 204)', async () => {
