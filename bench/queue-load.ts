@@ -6,8 +6,10 @@
 //               starts its jobs and hands in the last ones) while PRODUCERS producers
 //               enqueue JOBS in batches; every agent, and IDLE_AGENTS more, heartbeat
 //               every 10 s meanwhile.
-//   claim-rate  claims against a full queue at RATE claims/s overall; claim latency (the
-//               first WARMUP_SECONDS, default 1, recorded apart as claim_warmup).
+//   claim-rate  claims against a full queue at RATE claims/s overall, each followed by a
+//               `complete` (or, with PROTOCOL=fused, a claim that starts its job and hands
+//               in the one before); claim latency (the first WARMUP_SECONDS, default 1,
+//               recorded apart as claim_warmup).
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
 import { createCaller } from './http-client.js';
@@ -169,23 +171,41 @@ async function throughput() {
 async function claimRate() {
   const rate = n('RATE', 500);
   const total = n('JOBS', 10_000);
-  const agents = await setupPool('rate', 32, 1);
-  await enqueue('rate', total, 1000);
+  const fused = process.env.PROTOCOL === 'fused';
+  const agents = await setupPool(fused ? 'rate-fused' : 'rate', 32, 1);
+  await enqueue(fused ? 'rate-fused' : 'rate', total, 1000);
   latencies.clear();
   const started = performance.now();
   let issued = 0;
   await Promise.all(
     agents.map(async (entry) => {
       const token = entry.split(' ')[1]!;
+      let inHand: Claimed | undefined;
       for (;;) {
         const slot = issued++;
-        if (slot >= total) return;
+        if (slot >= total) {
+          if (inHand) await call('POST', `/api/v1/jobs/${inHand.id}/complete`, token, { lease_token: inHand.lease_token });
+          return;
+        }
         const due = started + (slot / rate) * 1000;
         const wait = due - performance.now();
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         // The first WARMUP_SECONDS are fresh agents' first calls on a server that just took
         // the setup's enqueue: recorded apart, so `claim` is the steady state.
         const kind = slot < rate * n('WARMUP_SECONDS', 1) ? 'claim_warmup' : 'claim';
+        if (fused) {
+          // One round trip: the claim starts its job and hands in the one claimed before.
+          const reports = inHand ? [{ job_id: inHand.id, lease_token: inHand.lease_token, action: 'complete' }] : undefined;
+          const res = await call<{ jobs: Claimed[] }>(
+            'POST',
+            '/api/v1/queue/claim',
+            token,
+            { max: 1, start: true, reports },
+            kind,
+          );
+          inHand = res.json?.jobs?.[0];
+          continue;
+        }
         const res = await call<{ jobs: Claimed[] }>('POST', '/api/v1/queue/claim', token, { max: 1 }, kind);
         const job = res.json?.jobs?.[0];
         if (job) await call('POST', `/api/v1/jobs/${job.id}/complete`, token, { lease_token: job.lease_token });

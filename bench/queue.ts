@@ -29,37 +29,52 @@ async function cairn() {
   const drained: Record<string, number> = {};
   // QUEUE_BENCH_FUSED=0 leaves the one-round-trip runs out (a baseline server without it).
   const withFused = process.env.QUEUE_BENCH_FUSED !== '0';
-  const skipped = { jobs_per_second: NaN, latencies_ms: {}, api_p99_ms: NaN };
-  const fused = { PROTOCOL: 'fused' };
-  const throughput = await onServer('cairn_bench_queue', 3201, drained, async (load) => {
+  const skipped: Record<string, unknown> = { jobs_per_second: NaN, latencies_ms: {}, api_p99_ms: NaN };
+  // QUEUE_BENCH_ONLY=latency skips the throughput runs (give the rates below).
+  const latencyOnly = process.env.QUEUE_BENCH_ONLY === 'latency';
+  const throughput = latencyOnly
+    ? { a: skipped, aFused: skipped, aIdle: skipped, b: skipped, bFused: skipped }
+    : await throughputRuns(drained, withFused, skipped);
+  // Each protocol's claim latency at half of its own (a) peak: claim + complete at half of
+  // the three-call peak, one round trip at half of the one-round-trip peak. The two-call
+  // pattern at the one-round-trip rate runs near its saturation, and measures its backlog.
+  // QUEUE_BENCH_RATE / QUEUE_BENCH_RATE_FUSED pin them, to compare two servers under the same load.
+  const half = Number(process.env.QUEUE_BENCH_RATE ?? Math.round(Number(throughput.a.jobs_per_second) / 2));
+  const halfFused = Number(process.env.QUEUE_BENCH_RATE_FUSED ?? Math.round(Number(throughput.aFused.jobs_per_second) / 2));
+  // Latencies on a database of their own: right after the throughput runs, the tail showed
+  // the minute of background work that 140,000 jobs leave behind (see bench/README.md).
+  const latency = await onServer('cairn_bench_queue_latency', 3202, drained, async (load) => ({
+    rate: await load('claim-rate', { RATE: String(half), JOBS: String(half * 20) }),
+    rateFused: withFused
+      ? await load('claim-rate', { RATE: String(halfFused), JOBS: String(halfFused * 20), ...FUSED })
+      : skipped,
+    dispatch: await load('dispatch', { JOBS: '400', INTERVAL: '25' }),
+  }));
+  return { ...throughput, ...latency, ledger_drain_waits_ms: drained };
+}
+
+const FUSED = { PROTOCOL: 'fused' };
+
+async function throughputRuns(drained: Record<string, number>, withFused: boolean, skipped: Record<string, unknown>) {
+  return onServer('cairn_bench_queue', 3201, drained, async (load) => {
     // Three calls per job (claim, start, complete), then one (a claim that starts its jobs
     // and hands in the last ones: see the queue README, "One round trip per job").
     const a = await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A) });
-    const aFused = withFused ? await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A), ...fused }) : skipped;
+    const aFused = withFused ? await load('throughput', { MAX: '1', AGENTS: '32', JOBS: String(JOBS_A), ...FUSED }) : skipped;
     const aIdle = await load('throughput', {
       MAX: '1',
       AGENTS: '32',
       JOBS: String(JOBS_A),
       IDLE_AGENTS: '1000',
-      ...(withFused ? fused : {}),
+      ...(withFused ? FUSED : {}),
     });
     // Batched claims drain faster than four producers enqueue; eight keep the queue fed.
     const b = await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B), PRODUCERS: '8' });
     const bFused = withFused
-      ? await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B), PRODUCERS: '8', ...fused })
+      ? await load('throughput', { MAX: '50', AGENTS: '32', JOBS: String(JOBS_B), PRODUCERS: '8', ...FUSED })
       : skipped;
     return { a, aFused, aIdle, b, bFused };
   });
-  const peak = Math.max(Number(throughput.a.jobs_per_second), withFused ? Number(throughput.aFused.jobs_per_second) : 0);
-  // QUEUE_BENCH_RATE pins the rate, to compare two servers under the same load.
-  const half = Number(process.env.QUEUE_BENCH_RATE ?? Math.round(peak / 2));
-  // Latencies on a database of their own: right after the throughput runs, the tail showed
-  // the minute of background work that 140,000 jobs leave behind (see bench/README.md).
-  const latency = await onServer('cairn_bench_queue_latency', 3202, drained, async (load) => ({
-    rate: await load('claim-rate', { RATE: String(half), JOBS: String(half * 20) }),
-    dispatch: await load('dispatch', { JOBS: '400', INTERVAL: '25' }),
-  }));
-  return { ...throughput, ...latency, ledger_drain_waits_ms: drained };
 }
 
 async function graphile(batched: boolean, jobs: number) {
@@ -76,8 +91,9 @@ async function graphile(batched: boolean, jobs: number) {
 }
 
 const results = await cairn();
-const gwUnbatched = await graphile(false, JOBS_A);
-const gwBatched = await graphile(true, JOBS_B);
+const reference = process.env.QUEUE_BENCH_ONLY === 'latency' ? undefined : await graphile(false, JOBS_A);
+const gwUnbatched = reference ?? { jobs_per_second: NaN };
+const gwBatched = reference ? await graphile(true, JOBS_B) : { jobs_per_second: NaN };
 const lat = (r: Record<string, unknown>, kind: string) => {
   const l = (r.latencies_ms as Record<string, { p50: number; p99: number }>)[kind];
   return l ? `${l.p50} / ${l.p99}` : 'n/a';
@@ -97,7 +113,10 @@ console.log(
 );
 console.log(`| (b) the same, one round trip per batch | ${rps(results.bFused)} jobs/s | |`);
 console.log(
-  `| claim latency at half of (a)'s peak (${Number(results.rate.rate)} claims/s), p50 / p99 | ${lat(results.rate, 'claim')} ms (first second: ${lat(results.rate, 'claim_warmup')} ms) | |`,
+  `| claim latency, claim + complete, at half of (a)'s three-call peak (${Number(results.rate.rate)} claims/s), p50 / p99 | ${lat(results.rate, 'claim')} ms (first second: ${lat(results.rate, 'claim_warmup')} ms) | |`,
+);
+console.log(
+  `| claim latency, one round trip, at half of its (a) peak (${Number(results.rateFused.rate)} claims/s), p50 / p99 | ${lat(results.rateFused, 'claim')} ms (first second: ${lat(results.rateFused, 'claim_warmup')} ms) | |`,
 );
 console.log(`| dispatch (enqueue → long-poll claim answers), p50 / p99 | ${lat(results.dispatch, 'dispatch')} ms | |`);
 console.log(
