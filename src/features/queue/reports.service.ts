@@ -87,6 +87,8 @@ export async function applyReports(
   auth: AuthContext,
   reports: readonly Report[],
   scope: ReportScope = onItsOwn(deps),
+  /** The successes were already tried as completions outside runs (a claim's own statement). */
+  opts: { outsideRunsTried?: boolean } = {},
 ): Promise<ReportResult[]> {
   const agentId = auth.agentId!;
   const results = new Map<Report, ReportResult>();
@@ -108,7 +110,9 @@ export async function applyReports(
   // A job outside any run has nothing that must commit with its end: on its own, the hot
   // path is one statement in autocommit, without BEGIN and COMMIT round trips.
   const completions = (rs: readonly Report[]) => rs.map(asCompletion);
-  const plain = await completeJobs(scope.db, auth, agentId, completions(successes), { outsideRuns: true });
+  const plain = opts.outsideRunsTried
+    ? []
+    : await completeJobs(scope.db, auth, agentId, completions(successes), { outsideRuns: true });
   scope.afterCommit(() => afterCompleted(deps, plain));
   matchRows(successes, plain, applied);
   const runSuccesses = successes.filter((r) => !applied.has(r));

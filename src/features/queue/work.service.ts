@@ -95,7 +95,8 @@ export async function claim(deps: Deps, auth: AuthContext, input: ClaimInput, si
 async function handInAndClaim(deps: Deps, auth: AuthContext, reports: readonly Report[], max: number, start: boolean) {
   const results = new Map<Report, ReportResult>();
   let rest = reports;
-  if (reports.every(isSuccess)) {
+  const fastPath = reports.every(isSuccess);
+  if (fastPath) {
     const leaseSeconds = deps.config.jobLeaseSeconds;
     const fast = await completeAndClaim(deps.db, auth, auth.agentId!, reports.map(asCompletion), { max, leaseSeconds, start });
     afterCompleted(deps, fast.completed);
@@ -107,7 +108,8 @@ async function handInAndClaim(deps: Deps, auth: AuthContext, reports: readonly R
     if (rest.length === 0) return { jobs: fast.claimed, results: reports.map((r) => results.get(r)!) };
   }
   const jobs = await transactionWithEffects(deps.db, async (tx, after) => {
-    const restResults = await applyReports(deps, auth, rest, withinTransaction(tx, after));
+    // What the statement left cannot complete outside a run: not tried a second time.
+    const restResults = await applyReports(deps, auth, rest, withinTransaction(tx, after), { outsideRunsTried: fastPath });
     rest.forEach((r, i) => results.set(r, restResults[i]!));
     const claimed = await claimNow(deps, tx, auth, max, start);
     after.add(() => afterClaim(deps, claimed));
