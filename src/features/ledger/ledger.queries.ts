@@ -58,6 +58,11 @@ export async function readHead(db: Queryable): Promise<HeadRow> {
  * Rows still without a hash wait for the next batch: a writer that drew its `seq` early can
  * commit an SQL-recorded row after this transaction hashed the pending ones, and under load
  * that happens in almost every batch (which once stalled the sequencer outright).
+ *
+ * Membership in `computed` is `IN (SELECT …)`, a hashed subplan built once per statement.
+ * It was `= ANY($3)`: in the generic plan PostgreSQL settles on for a prepared statement,
+ * that is a linear search of up to 5,000 seqs for every queue row scanned, and with a
+ * backlog the plan filtered the whole queue that way: seconds per batch.
  */
 export async function moveQueuedLeaves(
   tx: Queryable,
@@ -69,7 +74,7 @@ export async function moveQueuedLeaves(
     `WITH computed AS (SELECT * FROM unnest($3::bigint[], $4::bytea[]) AS c(seq, hash)),
      taken AS (
        DELETE FROM ledger_queue
-        WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL OR seq = ANY($3::bigint[])
+        WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL OR seq IN (SELECT seq FROM computed)
                        ORDER BY seq LIMIT $2 FOR UPDATE SKIP LOCKED)
        RETURNING seq, org_id, kind, ref_id, leaf_hash),
      appended AS (
