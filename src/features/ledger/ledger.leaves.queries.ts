@@ -96,6 +96,10 @@ export async function leafIndexesOfRefs(db: Queryable, refIds: readonly string[]
  * Queued leaves written without a hash (audit rows recorded by SQL in the statement of a
  * high-volume transition), oldest first, with their audit rows so the sequencer can hash
  * them. `audit` is null if the row is gone (deleted behind Cairn's back before sequencing).
+ *
+ * No row locks: only a sequencer deletes queue rows, and it holds the head row's lock for
+ * its whole batch, so nothing can take these rows meanwhile. Locking them cost a heap write
+ * and a WAL record per leaf, for rows the same transaction deletes a moment later.
  */
 export async function queuedLeavesWithoutHash(
   tx: Queryable,
@@ -104,7 +108,7 @@ export async function queuedLeavesWithoutHash(
   const { rows } = await tx.query<RawLeaf & { seq: number }>(
     `SELECT q.seq, 0 AS idx, ''::bytea AS leaf_hash, q.org_id, q.kind, q.ref_id, ${AUDIT_COLUMNS}
        FROM (SELECT seq, org_id, kind, ref_id FROM ledger_queue WHERE leaf_hash IS NULL
-              ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED) q
+              ORDER BY seq LIMIT $1) q
        LEFT JOIN audit_events a ON q.kind = 'audit' AND a.id = q.ref_id
       ORDER BY q.seq`,
     [limit],
