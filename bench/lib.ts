@@ -1,7 +1,7 @@
 // Shared plumbing for benchmarks: throwaway PostgreSQL databases, child servers, readiness
 // waits and RSS readings. Benchmarks only ever target 127.0.0.1.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -53,6 +53,39 @@ export async function waitFor(url: string, timeoutMs = 30_000, status = 200): Pr
 export function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN);
+}
+
+/** The fields of /proc/<pid>/stat after the command name (state is [0], ppid [1], utime [11]). */
+function statFields(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+}
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+export function cpuSeconds(pid: number): number {
+  const fields = statFields(pid);
+  return (Number(fields[11]) + Number(fields[12])) / 100; // clock ticks (USER_HZ, 100 on Linux)
+}
+
+/**
+ * CPU seconds PostgreSQL has used on this machine: every live `postgres` process, plus the
+ * processes the postmaster has reaped (its children's time), so a backend that exits
+ * between two readings still counts. Only meaningful as the difference of two readings.
+ */
+export function postgresCpuSeconds(): number {
+  let ticks = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (!readFileSync(`/proc/${entry}/comm`, 'utf8').startsWith('postgres')) continue;
+      const fields = statFields(Number(entry));
+      ticks += Number(fields[11]) + Number(fields[12]);
+      const parentIsPostgres = readFileSync(`/proc/${fields[1]}/comm`, 'utf8').startsWith('postgres');
+      if (!parentIsPostgres) ticks += Number(fields[13]) + Number(fields[14]); // the postmaster
+    } catch {
+      // exited while we read: its time is in the postmaster's children's time
+    }
+  }
+  return ticks / 100;
 }
 
 export async function stop(child: ChildProcess): Promise<void> {
@@ -144,15 +177,32 @@ export async function ledgerDrained(dbUrl: string, timeoutMs = 180_000): Promise
   }
 }
 
-/** Runs a script in its own process (a load generator); resolves with its last line as JSON. */
-export function runJsonChild(script: string, args: string[], env: Record<string, string>): Promise<Record<string, unknown>> {
+/**
+ * Runs a script in its own process (a load generator); resolves with its last line as JSON.
+ * A line `mark <name>` it prints calls `onMark(name)` as it arrives: the queue's load
+ * generator marks where its measured window starts, for readings of other processes' CPU.
+ */
+export function runJsonChild(
+  script: string,
+  args: string[],
+  env: Record<string, string>,
+  onMark?: (name: string) => void,
+): Promise<Record<string, unknown>> {
   return new Promise((resolve, reject) => {
     const child = spawn('npx', ['tsx', script, ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      const before = out.length;
+      out += d.toString();
+      // Whole lines only: a mark split across two chunks is seen once its newline arrives.
+      const lineStart = out.lastIndexOf('\n', before - 1) + 1;
+      for (const line of out.slice(lineStart).split('\n').slice(0, -1)) {
+        if (line.startsWith('mark ')) onMark?.(line.slice(5));
+      }
+    });
     child.on('exit', (code) => {
       if (code !== 0) return reject(new Error(`${script} ${args.join(' ')} exited ${code}: ${out}`));
       resolve(JSON.parse(out.trim().split('\n').at(-1) ?? '') as Record<string, unknown>);

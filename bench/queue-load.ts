@@ -1,6 +1,7 @@
 // The queue benchmark's load generator, run as its own process by bench/queue.ts so its
 // CPU is not the server's. It plays producers and simulated agents over HTTP (keep-alive
-// node:http) and prints one JSON result line. Scenarios (argv[2]):
+// node:http) and prints one JSON result line (before it, `mark start` where a scenario's
+// measured window begins, for the orchestrator's CPU readings). Scenarios (argv[2]):
 //   throughput  AGENTS agents claim MAX jobs at a time (start + complete each, or one
 //               batched report per step when MAX > 1; with PROTOCOL=fused, one claim that
 //               starts its jobs and hands in the last ones) while PRODUCERS producers
@@ -24,6 +25,22 @@ function record(kind: string, ms: number) {
   let list = latencies.get(kind);
   if (!list) latencies.set(kind, (list = []));
   list.push(ms);
+}
+
+/**
+ * Marks the start of what a scenario measures (`mark start` on stdout: the orchestrator reads
+ * the server's and PostgreSQL's CPU from there) and, at `end()`, this process's CPU seconds
+ * since, for the CPU per job of every part.
+ */
+function measuredWindow() {
+  console.log('mark start');
+  const cpu = process.cpuUsage();
+  return {
+    end() {
+      const used = process.cpuUsage(cpu);
+      return { load_generator_cpu_seconds: (used.user + used.system) / 1e6 };
+    },
+  };
 }
 
 interface Claimed {
@@ -147,13 +164,16 @@ async function throughput() {
   const agents = await setupPool(name, n('AGENTS', 32), Math.max(max, 1));
   const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
   latencies.clear();
+  const window = measuredWindow();
   const counted: Counted = { n: 0, claimed: 0, doneAt: 0 };
   let finished = false;
   // Working agents heartbeat too, as `cairn agent` does: a long run outlasts the lost-agent
   // threshold, and a lost agent's claims get nothing.
   const beats = heartbeats([...agents, ...idle], () => finished);
   const started = performance.now();
-  const producing = enqueue(name, jobs, 500);
+  // Once the producers are done the queue holds what is left: the agents' pace alone.
+  let filled = { at: 0, done: 0 };
+  const producing = enqueue(name, jobs, 500).then(() => (filled = { at: performance.now(), done: counted.n }));
   const fused = process.env.PROTOCOL === 'fused';
   await Promise.all(
     agents.map((entry) => {
@@ -165,7 +185,13 @@ async function throughput() {
   await producing;
   finished = true;
   await Promise.race([beats, new Promise((r) => setTimeout(r, 100))]);
-  return { jobs: counted.n, seconds, jobs_per_second: counted.n / seconds };
+  return {
+    jobs: counted.n,
+    seconds,
+    jobs_per_second: counted.n / seconds,
+    jobs_per_second_once_filled: (counted.n - filled.done) / ((counted.doneAt - filled.at) / 1000),
+    ...window.end(),
+  };
 }
 
 async function claimRate() {
@@ -175,6 +201,7 @@ async function claimRate() {
   const agents = await setupPool(fused ? 'rate-fused' : 'rate', 32, 1);
   await enqueue(fused ? 'rate-fused' : 'rate', total, 1000);
   latencies.clear();
+  const window = measuredWindow();
   const started = performance.now();
   let issued = 0;
   await Promise.all(
@@ -212,7 +239,7 @@ async function claimRate() {
       }
     }),
   );
-  return { rate, seconds: (performance.now() - started) / 1000 };
+  return { rate, seconds: (performance.now() - started) / 1000, ...window.end() };
 }
 
 async function dispatch() {

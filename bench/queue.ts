@@ -3,7 +3,16 @@
 // generator process (bench/queue-load.ts) with simulated agents over HTTP: throughput on
 // one database, then latencies on a fresh one; then runs graphile-worker on the same
 // PostgreSQL server as the reference (bench/queue-graphile.ts).
-import { createBenchDatabase, ledgerDrained, machine, runJsonChild, startCairnOnPostgres } from './lib.js';
+import os from 'node:os';
+import {
+  cpuSeconds,
+  createBenchDatabase,
+  ledgerDrained,
+  machine,
+  postgresCpuSeconds,
+  runJsonChild,
+  startCairnOnPostgres,
+} from './lib.js';
 
 const JOBS_A = Number(process.env.QUEUE_BENCH_JOBS_A ?? 20_000);
 const JOBS_B = Number(process.env.QUEUE_BENCH_JOBS_B ?? 50_000);
@@ -17,8 +26,22 @@ async function onServer<T>(dbName: string, port: number, drained: Record<string,
     const env = { BENCH_URL: server.url, BENCH_TOKEN: server.token };
     return await fn(async (scenario, extra) => {
       // Each scenario starts once the ledger has caught up with the one before.
+      await ledgerDrained(server.dbUrl);
+      let start: { server: number; postgres: number } | undefined;
+      const result = await runJsonChild('bench/queue-load.ts', [scenario], { ...env, ...extra }, (mark) => {
+        if (mark === 'start') start = { server: cpuSeconds(server.pid), postgres: postgresCpuSeconds() };
+      });
+      // Sequencing the jobs' audit leaves is part of what they cost: the CPU readings end
+      // once the ledger has caught up.
       drained[`${scenario} ${JSON.stringify(extra)}`] = await ledgerDrained(server.dbUrl);
-      return runJsonChild('bench/queue-load.ts', [scenario], { ...env, ...extra });
+      if (start) {
+        result.cpu_seconds = {
+          server: cpuSeconds(server.pid) - start.server,
+          postgres: postgresCpuSeconds() - start.postgres,
+          load_generator: Number(result.load_generator_cpu_seconds),
+        };
+      }
+      return result;
     });
   } finally {
     await server.close();
@@ -99,19 +122,21 @@ const lat = (r: Record<string, unknown>, kind: string) => {
   return l ? `${l.p50} / ${l.p99}` : 'n/a';
 };
 const rps = (r: Record<string, unknown>) => Math.round(Number(r.jobs_per_second));
+const filled = (r: Record<string, unknown>) =>
+  `; ${Math.round(Number(r.jobs_per_second_once_filled))} once the producers are done`;
 console.log(`\nmachine: ${machine()}; server, load generator and PostgreSQL share the machine\n`);
 console.log('| measure | result | reference |');
 console.log('|---|---|---|');
 console.log(
-  `| (a) end to end, 1 job per claim, 32 agents, ${JOBS_A} jobs: claim, start, complete | ${rps(results.a)} jobs/s (claim p50/p99 ${lat(results.a, 'claim')} ms) | graphile-worker unbatched: ${rps(gwUnbatched)} jobs/s |`,
+  `| (a) end to end, 1 job per claim, 32 agents, ${JOBS_A} jobs: claim, start, complete | ${rps(results.a)} jobs/s${filled(results.a)} (claim p50/p99 ${lat(results.a, 'claim')} ms) | graphile-worker unbatched: ${rps(gwUnbatched)} jobs/s |`,
 );
 console.log(
-  `| (a) the same, one round trip per job (claim with start and reports) | ${rps(results.aFused)} jobs/s (claim p50/p99 ${lat(results.aFused, 'claim')} ms) | |`,
+  `| (a) the same, one round trip per job (claim with start and reports) | ${rps(results.aFused)} jobs/s${filled(results.aFused)} (claim p50/p99 ${lat(results.aFused, 'claim')} ms) | |`,
 );
 console.log(
-  `| (b) end to end, claims of 50, 32 agents, ${JOBS_B} jobs: claim, start, complete | ${rps(results.b)} jobs/s | graphile-worker batched: ${rps(gwBatched)} jobs/s |`,
+  `| (b) end to end, claims of 50, 32 agents, ${JOBS_B} jobs: claim, start, complete | ${rps(results.b)} jobs/s${filled(results.b)} | graphile-worker batched: ${rps(gwBatched)} jobs/s |`,
 );
-console.log(`| (b) the same, one round trip per batch | ${rps(results.bFused)} jobs/s | |`);
+console.log(`| (b) the same, one round trip per batch | ${rps(results.bFused)} jobs/s${filled(results.bFused)} | |`);
 console.log(
   `| claim latency, claim + complete, at half of (a)'s three-call peak (${Number(results.rate.rate)} claims/s), p50 / p99 | ${lat(results.rate, 'claim')} ms (first second: ${lat(results.rate, 'claim_warmup')} ms) | |`,
 );
@@ -122,4 +147,31 @@ console.log(`| dispatch (enqueue → long-poll claim answers), p50 / p99 | ${lat
 console.log(
   `| (a), one round trip (unless QUEUE_BENCH_FUSED=0), with 1,000 agents heartbeating every 10 s | ${rps(results.aIdle)} jobs/s; API p99 ${Number(results.aIdle.api_p99_ms)} ms; heartbeat p50/p99 ${lat(results.aIdle, 'heartbeat')} ms | |`,
 );
+cpuTable([
+  ['(a) claim, start, complete', results.a, 1_500],
+  ['(a) one round trip', results.aFused, 1_500],
+  ['(a) one round trip + 1,000 heartbeating agents', results.aIdle, 1_500],
+  ['(b) claim, start, complete', results.b, 5_000],
+  ['(b) one round trip', results.bFused, 5_000],
+]);
 console.log('\nraw:', JSON.stringify({ ...results, gwUnbatched, gwBatched }));
+
+/**
+ * CPU per job by process: a figure the machine's speed moves less than jobs/s, and one to
+ * hold against what a target leaves per job (all cores, divided by the target rate).
+ */
+function cpuTable(rows: [string, Record<string, unknown>, number][]) {
+  console.log("\nCPU per job in µs (server and PostgreSQL until the ledger caught up; all of PostgreSQL's processes)\n");
+  console.log('| scenario | server | PostgreSQL | load generator | all | the target leaves |');
+  console.log('|---|---|---|---|---|---|');
+  for (const [name, r, target] of rows) {
+    const cpu = r.cpu_seconds as { server: number; postgres: number; load_generator: number } | undefined;
+    if (!cpu) continue;
+    const us = (seconds: number) => Math.round((seconds * 1e6) / Number(r.jobs));
+    const all = cpu.server + cpu.postgres + cpu.load_generator;
+    const budget = Math.round((os.cpus().length * 1e6) / target);
+    console.log(
+      `| ${name} | ${us(cpu.server)} | ${us(cpu.postgres)} | ${us(cpu.load_generator)} | ${us(all)} | ${budget} (${target} jobs/s) |`,
+    );
+  }
+}

@@ -13,7 +13,7 @@ import os from 'node:os';
 import { createRedisBus } from '../src/platform/bus.redis.js';
 import { publishOrgEvent } from '../src/platform/bus.js';
 import { createRedis } from '../src/platform/redis.js';
-import { createBenchDatabase, machine, rssKiB, startProcess, stop, waitFor } from './lib.js';
+import { cpuSeconds, createBenchDatabase, machine, rssKiB, startProcess, stop, waitFor } from './lib.js';
 
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 const N = env('WS_BENCH_CONNECTIONS', 50_000);
@@ -32,12 +32,6 @@ const BASE = `http://127.0.0.1:${PORT}`;
 const FILES = 1_048_576; // open files wanted for the server and the load generator
 const now = () => performance.timeOrigin + performance.now();
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** Raises the open-file limit as far as allowed (the hard limit, unless privileged), then runs `command`. */
 function withFileLimit(command: string): [string, string[]] {
