@@ -10,7 +10,8 @@
 //   claim-rate  claims against a full queue at RATE claims/s overall, each followed by a
 //               `complete` (or, with PROTOCOL=fused, a claim that starts its job and hands
 //               in the one before); claim latency (the first WARMUP_SECONDS, default 1,
-//               recorded apart as claim_warmup).
+//               recorded apart as claim_warmup). With IDLE_AGENTS, that many more agents
+//               and the 32 heartbeat every 10 s meanwhile.
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
 import { createCaller } from './http-client.js';
@@ -144,13 +145,15 @@ async function work(token: string, max: number, stop: () => boolean, counted: Co
   }
 }
 
-async function heartbeats(entries: string[], stop: () => boolean) {
+/** Every agent heartbeats every 10 s; those sent before `warmupUntil` are recorded apart. */
+async function heartbeats(entries: string[], stop: () => boolean, warmupUntil = 0) {
   await Promise.all(
     entries.map(async (entry, i) => {
       const [id, token] = entry.split(' ') as [string, string];
       await new Promise((r) => setTimeout(r, (i * 10_000) / entries.length)); // spread over the interval
       while (!stop()) {
-        await call('POST', `/api/v1/agents/${id}/heartbeat`, token, { running_jobs: [] }, 'heartbeat');
+        const kind = performance.now() < warmupUntil ? 'heartbeat_warmup' : 'heartbeat';
+        await call('POST', `/api/v1/agents/${id}/heartbeat`, token, { running_jobs: [] }, kind);
         await new Promise((r) => setTimeout(r, 10_000));
       }
     }),
@@ -198,11 +201,17 @@ async function claimRate() {
   const rate = n('RATE', 500);
   const total = n('JOBS', 10_000);
   const fused = process.env.PROTOCOL === 'fused';
-  const agents = await setupPool(fused ? 'rate-fused' : 'rate', 32, 1);
-  await enqueue(fused ? 'rate-fused' : 'rate', total, 1000);
+  const name = `rate-${fused ? 'fused' : 'two-call'}-${process.pid}`;
+  const agents = await setupPool(name, 32, 1);
+  // With IDLE_AGENTS, that many more agents (and the 32) heartbeat every 10 s meanwhile.
+  const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
+  await enqueue(name, total, 1000);
   latencies.clear();
   const window = measuredWindow();
+  let finished = false;
   const started = performance.now();
+  const warmupUntil = started + n('WARMUP_SECONDS', 1) * 1000;
+  const beats = idle.length > 0 ? heartbeats([...agents, ...idle], () => finished, warmupUntil) : Promise.resolve();
   let issued = 0;
   await Promise.all(
     agents.map(async (entry) => {
@@ -239,7 +248,10 @@ async function claimRate() {
       }
     }),
   );
-  return { rate, seconds: (performance.now() - started) / 1000, ...window.end() };
+  const seconds = (performance.now() - started) / 1000;
+  finished = true;
+  await Promise.race([beats, new Promise((r) => setTimeout(r, 100))]);
+  return { rate, seconds, ...window.end() };
 }
 
 async function dispatch() {
@@ -284,9 +296,11 @@ function summary() {
     const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) * 100) / 100;
     out[kind] = { count: sorted.length, p50: at(0.5), p99: at(0.99) };
   }
-  const sortedAll = all.sort((a, b) => a - b);
-  const p99All = sortedAll[Math.floor(0.99 * sortedAll.length)] ?? NaN;
-  return { latencies_ms: out, api_p99_ms: Math.round(p99All * 100) / 100 };
+  const p99 = (list: number[]) => Math.round((list.sort((a, b) => a - b)[Math.floor(0.99 * list.length)] ?? NaN) * 100) / 100;
+  const afterWarmup = [...latencies]
+    .filter(([kind]) => kind !== 'dispatch' && kind !== 'claim_empty' && !kind.endsWith('_warmup'))
+    .flatMap(([, list]) => list);
+  return { latencies_ms: out, api_p99_ms: p99(all), api_p99_after_warmup_ms: p99(afterWarmup) };
 }
 
 const scenario = process.argv[2];
