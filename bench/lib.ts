@@ -177,6 +177,17 @@ export async function ledgerDrained(dbUrl: string, timeoutMs = 180_000): Promise
   }
 }
 
+/** VACUUM (ANALYZE) of a whole bench database: a clean start for the next measured window. */
+export async function vacuum(dbUrl: string): Promise<void> {
+  const client = new pg.Client({ connectionString: dbUrl });
+  await client.connect();
+  try {
+    await client.query('VACUUM (ANALYZE)');
+  } finally {
+    await client.end();
+  }
+}
+
 /**
  * Runs a script in its own process (a load generator); resolves with its last line as JSON.
  * A line `mark <name>` it prints calls `onMark(name)` as it arrives: the queue's load

@@ -12,6 +12,7 @@ import {
   postgresCpuSeconds,
   runJsonChild,
   startCairnOnPostgres,
+  vacuum,
 } from './lib.js';
 
 const JOBS_A = Number(process.env.QUEUE_BENCH_JOBS_A ?? 20_000);
@@ -25,8 +26,11 @@ async function onServer<T>(dbName: string, port: number, drained: Record<string,
   try {
     const env = { BENCH_URL: server.url, BENCH_TOKEN: server.token };
     return await fn(async (scenario, extra) => {
-      // Each scenario starts once the ledger has caught up with the one before.
+      // Each scenario starts once the ledger has caught up with the one before, and after a
+      // VACUUM of what that one left: otherwise autovacuum may clean up after it inside this
+      // scenario's window (its CPU per job varied by half from run to run that way).
       await ledgerDrained(server.dbUrl);
+      await vacuum(server.dbUrl);
       let start: { server: number; postgres: number } | undefined;
       const result = await runJsonChild('bench/queue-load.ts', [scenario], { ...env, ...extra }, (mark) => {
         if (mark === 'start') start = { server: cpuSeconds(server.pid), postgres: postgresCpuSeconds() };
