@@ -165,4 +165,28 @@ describe('ledger sequencing, checkpoints and proofs', () => {
     await flushLedger(t.db, identity);
     expect(await checkIntegrity(t.db, identity.signer.publicKey)).toMatchObject({ ok: true, size: 132 });
   });
+
+  it('lets two concurrent sequencers hash and append SQL-recorded rows each exactly once', async () => {
+    // Rows queued without a hash are read without row locks: the head lock alone keeps two
+    // sequencers from hashing and appending the same rows.
+    await t.db.query(
+      `WITH a AS (
+         INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, actor_label, action, resource_type, resource_id, payload)
+         SELECT gen_random_uuid(), $1, date_trunc('milliseconds', now()), 'system', 'ledger-test', 'ledger-test',
+                'thing.recorded_by_sql', 'thing', 'sql-race-' || i, '{}'
+           FROM generate_series(1, 40) AS i
+         RETURNING id, org_id)
+       INSERT INTO ledger_queue (org_id, kind, ref_id) SELECT org_id, 'audit', id FROM a`,
+      [orgId],
+    );
+    const results = await Promise.all([sequenceBatch(t.db, 9), sequenceBatch(t.db, 9), sequenceAll(t.db, { limit: 5 })]);
+    await sequenceAll(t.db);
+    expect(results.reduce((n, r) => n + r.appended, 0)).toBeLessThanOrEqual(40);
+    const { rows } = await t.db.query<{ leaves: number; refs: number }>(
+      "SELECT count(*)::int AS leaves, count(DISTINCT ref_id)::int AS refs FROM ledger_leaves WHERE ref_id IN (SELECT id FROM audit_events WHERE resource_id LIKE 'sql-race-%')",
+    );
+    expect(rows[0]).toEqual({ leaves: 40, refs: 40 });
+    await flushLedger(t.db, identity);
+    expect(await checkIntegrity(t.db, identity.signer.publicKey)).toMatchObject({ ok: true, size: 172 });
+  });
 });
