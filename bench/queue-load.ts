@@ -160,12 +160,18 @@ async function heartbeats(entries: string[], stop: () => boolean, warmupUntil = 
   );
 }
 
+/** IDLE_AGENTS more agents (default none), registered in a pool of their own to heartbeat. */
+function idleAgents(): Promise<string[]> {
+  const count = n('IDLE_AGENTS', 0);
+  return count ? setupPool(`idle-${process.pid}`, count, 1) : Promise.resolve([]);
+}
+
 async function throughput() {
   const jobs = n('JOBS', 20_000);
   const max = n('MAX', 1);
   const name = `tp-${max}-${process.pid}`;
   const agents = await setupPool(name, n('AGENTS', 32), Math.max(max, 1));
-  const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
+  const idle = await idleAgents();
   latencies.clear();
   const window = measuredWindow();
   const counted: Counted = { n: 0, claimed: 0, doneAt: 0 };
@@ -204,13 +210,14 @@ async function claimRate() {
   const name = `rate-${fused ? 'fused' : 'two-call'}-${process.pid}`;
   const agents = await setupPool(name, 32, 1);
   // With IDLE_AGENTS, that many more agents (and the 32) heartbeat every 10 s meanwhile.
-  const idle = n('IDLE_AGENTS', 0) ? await setupPool(`idle-${process.pid}`, n('IDLE_AGENTS', 0), 1) : [];
+  const idle = await idleAgents();
   await enqueue(name, total, 1000);
   latencies.clear();
   const window = measuredWindow();
   let finished = false;
   const started = performance.now();
-  const warmupUntil = started + n('WARMUP_SECONDS', 1) * 1000;
+  const warmupSeconds = n('WARMUP_SECONDS', 1);
+  const warmupUntil = started + warmupSeconds * 1000;
   const beats = idle.length > 0 ? heartbeats([...agents, ...idle], () => finished, warmupUntil) : Promise.resolve();
   let issued = 0;
   await Promise.all(
@@ -228,7 +235,7 @@ async function claimRate() {
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));
         // The first WARMUP_SECONDS are fresh agents' first calls on a server that just took
         // the setup's enqueue: recorded apart, so `claim` is the steady state.
-        const kind = slot < rate * n('WARMUP_SECONDS', 1) ? 'claim_warmup' : 'claim';
+        const kind = slot < rate * warmupSeconds ? 'claim_warmup' : 'claim';
         if (fused) {
           // One round trip: the claim starts its job and hands in the one claimed before.
           const reports = inHand ? [{ job_id: inHand.id, lease_token: inHand.lease_token, action: 'complete' }] : undefined;
@@ -290,16 +297,17 @@ async function dispatch() {
 function summary() {
   const out: Record<string, { count: number; p50: number; p99: number }> = {};
   const all: number[] = [];
+  const afterWarmup: number[] = [];
   for (const [kind, list] of latencies) {
     const sorted = [...list].sort((a, b) => a - b);
-    if (kind !== 'dispatch' && kind !== 'claim_empty') all.push(...list);
+    if (kind !== 'dispatch' && kind !== 'claim_empty') {
+      all.push(...list);
+      if (!kind.endsWith('_warmup')) afterWarmup.push(...list);
+    }
     const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) * 100) / 100;
     out[kind] = { count: sorted.length, p50: at(0.5), p99: at(0.99) };
   }
   const p99 = (list: number[]) => Math.round((list.sort((a, b) => a - b)[Math.floor(0.99 * list.length)] ?? NaN) * 100) / 100;
-  const afterWarmup = [...latencies]
-    .filter(([kind]) => kind !== 'dispatch' && kind !== 'claim_empty' && !kind.endsWith('_warmup'))
-    .flatMap(([, list]) => list);
   return { latencies_ms: out, api_p99_ms: p99(all), api_p99_after_warmup_ms: p99(afterWarmup) };
 }
 

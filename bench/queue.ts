@@ -169,8 +169,9 @@ cpuTable([
 console.log('\nraw:', JSON.stringify({ ...results, gwUnbatched, gwBatched }));
 
 /**
- * CPU per job by process: a figure the machine's speed moves less than jobs/s, and one to
- * hold against what a target leaves per job (all cores, divided by the target rate).
+ * CPU per job by process: where a job's time goes, held against what a target leaves per
+ * job (all cores, divided by the target rate). It moves with the machine's speed as jobs/s
+ * does, so compare within a pair of runs.
  */
 function cpuTable(rows: [string, Record<string, unknown>, number][]) {
   console.log("\nCPU per job in µs (server and PostgreSQL until the ledger caught up; all of PostgreSQL's processes)\n");

@@ -109,10 +109,9 @@ export async function applyReports(
 
   // A job outside any run has nothing that must commit with its end: on its own, the hot
   // path is one statement in autocommit, without BEGIN and COMMIT round trips.
-  const completions = (rs: readonly Report[]) => rs.map(asCompletion);
   const plain = opts.outsideRunsTried
     ? []
-    : await completeJobs(scope.db, auth, agentId, completions(successes), { outsideRuns: true });
+    : await completeJobs(scope.db, auth, agentId, successes.map(asCompletion), { outsideRuns: true });
   scope.afterCommit(() => afterCompleted(deps, plain));
   matchRows(successes, plain, applied);
   const runSuccesses = successes.filter((r) => !applied.has(r));
@@ -120,7 +119,7 @@ export async function applyReports(
   if (runSuccesses.length > 0 || failures.length > 0) {
     // One transaction, so what follows the jobs (a run's next steps) commits with their end.
     await scope.transaction(async (tx, after) => {
-      const completed = await completeJobs(tx, auth, agentId, completions(runSuccesses));
+      const completed = await completeJobs(tx, auth, agentId, runSuccesses.map(asCompletion));
       after.add(() => afterCompleted(deps, completed));
       matchRows(runSuccesses, completed, applied);
       const ended = (
