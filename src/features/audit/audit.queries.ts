@@ -73,6 +73,9 @@ export async function insertAuditEvents(
   );
 }
 
+/** Where SQL-recorded audit events take their actor from (see auditCtes). */
+export type AuditSource = { firstParam: number } | { actorJoin: { sql: string; alias: string } };
+
 /**
  * CTEs that record one audit event per row of the CTE `source`, in the same statement as
  * the mutation that produced those rows — for high-volume transitions (job claims,
@@ -80,32 +83,50 @@ export async function insertAuditEvents(
  * the transition itself. `source` must have `id`, `org_id` and `project_id` columns;
  * `payload` is a jsonb expression over its alias `s`. The leaf is queued without a hash:
  * the ledger sequencer hashes it from the stored row, exactly as exports and integrity
- * checks rebuild it. Uses five parameters from `$firstParam` (see `auditParams`).
+ * checks rebuild it. The actor is five parameters from `$firstParam` (see `auditParams`),
+ * or, where one statement acts for several actors, `actorJoin`: a join on `s` whose alias
+ * has the columns actor_type, actor_id, actor_label, request_id and client_ip.
  */
-export function auditCtes(opts: {
-  source: string;
-  /** An SQL expression over `s`, e.g. `'job.claimed'` or `'job.' || s.state`. */
-  action: string;
-  resourceType: string;
-  payload: string;
-  firstParam: number;
-  /** An SQL expression over `s` for each event's request id, before the actor's (when null). */
-  requestId?: string;
-}): string {
-  const p = opts.firstParam;
+export function auditCtes(
+  opts: {
+    source: string;
+    /** An SQL expression over `s`, e.g. `'job.claimed'` or `'job.' || s.state`. */
+    action: string;
+    resourceType: string;
+    payload: string;
+    /** An SQL expression over `s` for each event's request id, before the actor's (when null). */
+    requestId?: string;
+  } & AuditSource,
+): string {
   if (!/^[a-z_]+$/.test(opts.resourceType) || !/^[a-z_]+$/.test(opts.source)) {
     throw new Error(`audit source and resource type must be plain identifiers: ${opts.source}, ${opts.resourceType}`);
   }
+  const actor = 'firstParam' in opts ? actorParams(opts.firstParam) : actorColumns(opts.actorJoin.alias);
   return `${opts.source}_audit AS (
        INSERT INTO audit_events (id, org_id, occurred_at, actor_type, actor_id, actor_label, action,
                                  resource_type, resource_id, project_id, request_id, client_ip, payload)
-       SELECT gen_random_uuid(), s.org_id, date_trunc('milliseconds', now()), $${p}, $${p + 1}, $${p + 2},
-              ${opts.action}, '${opts.resourceType}', s.id::text, s.project_id, ${opts.requestId ? `coalesce(${opts.requestId}, $${p + 3}::text)` : `$${p + 3}`}, $${p + 4}, ${opts.payload}
-         FROM ${opts.source} s
+       SELECT gen_random_uuid(), s.org_id, date_trunc('milliseconds', now()), ${actor.type}, ${actor.id}, ${actor.label},
+              ${opts.action}, '${opts.resourceType}', s.id::text, s.project_id, ${opts.requestId ? `coalesce(${opts.requestId}, ${actor.requestId})` : actor.requestId}, ${actor.clientIp}, ${opts.payload}
+         FROM ${opts.source} s ${'actorJoin' in opts ? opts.actorJoin.sql : ''}
        RETURNING id, org_id),
      ${opts.source}_leaves AS (
        INSERT INTO ledger_queue (org_id, kind, ref_id) SELECT org_id, 'audit', id FROM ${opts.source}_audit)`;
 }
+
+const actorParams = (p: number) => ({
+  type: `$${p}`,
+  id: `$${p + 1}`,
+  label: `$${p + 2}`,
+  requestId: `$${p + 3}::text`,
+  clientIp: `$${p + 4}`,
+});
+const actorColumns = (alias: string) => ({
+  type: `${alias}.actor_type`,
+  id: `${alias}.actor_id`,
+  label: `${alias}.actor_label`,
+  requestId: `${alias}.request_id`,
+  clientIp: `${alias}.client_ip`,
+});
 
 /** Who an SQL-recorded audit event names (an AuthContext fits). */
 export interface AuditActor {

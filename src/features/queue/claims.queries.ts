@@ -1,10 +1,9 @@
-// The agent's hot path in hand-written SQL: the claim, successful completions, and both in
-// one statement (an agent handing in its finished jobs as it asks for the next). Each
-// statement records its own audit events (auditCtes). The pieces are CTE fragments with
-// their parameters named by the caller, so the combined statement is the same SQL as the
-// two on their own, not a copy of it.
+// The agent's hot path in hand-written SQL: the claim and successful completions, each one
+// statement that records its own audit events (auditCtes). The pieces are CTE fragments
+// with their parameters named by the caller, so the hand-in of several agents at once
+// (handins.queries.ts) is built from the same SQL, not a copy of it.
 import type { Queryable } from '../../platform/db/index.js';
-import { auditCtes, auditParams, type AuditActor } from '../audit/audit.queries.js';
+import { auditCtes, auditParams, type AuditActor, type AuditSource } from '../audit/audit.queries.js';
 import { copyColumns, leaseFence, WITH_POOL_NAME } from './queue.columns.js';
 import type { JobRow } from './queue.model.js';
 
@@ -15,12 +14,6 @@ interface ClaimParams {
   start: string;
   /** The first of the five audit parameters (auditParams). */
   audit: number;
-  /**
-   * Jobs handed in by the same statement (the `moved` CTE of completionCtes): the snapshot
-   * still counts them as held, so their slots are added back; and unless all `reports` of
-   * them matched, nothing is claimed (the caller then takes the rest the slow way).
-   */
-  handedIn?: { reports: string };
 }
 
 /**
@@ -30,19 +23,12 @@ interface ClaimParams {
  * (claimed and started in one transition, one audit event). Leaves the rows in `claimed`.
  */
 function claimCtes(p: ClaimParams): string {
-  const handedIn = p.handedIn ? '(SELECT count(*)::int FROM moved)' : '0';
   return `me AS (
        SELECT id, pool_id, tags, max_concurrency FROM agents WHERE id = ${p.agent} AND status = 'active'),
-     -- The agent's jobs in hand, counted up to what could matter. The LIMIT makes this a plain
-     -- index scan: a bitmap scan revisited the heap for every job the agent finished since the
-     -- last vacuum (finished jobs leave the table), while an index scan marks those entries
-     -- dead the first time and skips them after.
+     -- The agent's free slots: its concurrency less the jobs in hand (heldJobs).
      room AS (
-       SELECT greatest(0, least(${p.max}::int, me.max_concurrency + ${handedIn} - (
-                SELECT count(*)::int FROM (
-                  SELECT FROM jobs l WHERE l.agent_id = ${p.agent} LIMIT me.max_concurrency + ${handedIn}) held))) AS free
-         FROM me
-        ${p.handedIn ? `WHERE ${handedIn} = ${p.handedIn.reports}` : ''}),
+       SELECT greatest(0, least(${p.max}::int, me.max_concurrency - ${heldJobs(p.agent, 'me.max_concurrency')})) AS free
+         FROM me),
      -- The pool and tags as scalar subqueries (InitPlans), not a join: with pool_id equal to
      -- a parameter the planner walks jobs_claim_idx in (priority, seq) order and stops after
      -- LIMIT rows; joined to me, it read and sorted every queued job of the pool per claim.
@@ -52,20 +38,38 @@ function claimCtes(p: ClaimParams): string {
         ORDER BY j.priority, j.seq
         LIMIT (SELECT coalesce(max(free), 0) FROM room)
         FOR UPDATE OF j SKIP LOCKED),
-     claimed AS (
+     ${leaseCtes({ from: 'picked', agent: p.agent, leaseSeconds: p.leaseSeconds, start: p.start, audit: { firstParam: p.audit } })}`;
+}
+
+/**
+ * The jobs an agent holds, counted up to `upTo` (all that could matter). The LIMIT makes
+ * this a plain index scan: a bitmap scan revisited the heap for every job the agent
+ * finished since the last vacuum (finished jobs leave the table), while an index scan marks
+ * those entries dead the first time and skips them after.
+ */
+export const heldJobs = (agent: string, upTo: string) =>
+  `(SELECT count(*)::int FROM (SELECT FROM jobs l WHERE l.agent_id = ${agent} LIMIT ${upTo}) held)`;
+
+/**
+ * The lease of the jobs in `from` (locked rows, by `id`) to their agent (an SQL
+ * expression over `from`'s alias `picked`, or a parameter), with one `job.claimed` audit
+ * event each. With `start`, they go straight to `running`. Leaves the rows in `claimed`.
+ */
+export function leaseCtes(p: { from: string; agent: string; leaseSeconds: string; start: string; audit: AuditSource }): string {
+  return `claimed AS (
        UPDATE jobs j
           SET state = CASE WHEN ${p.start} THEN 'running' ELSE 'claimed' END, agent_id = ${p.agent},
               lease_token = gen_random_uuid(), lease_expires_at = now() + make_interval(secs => ${p.leaseSeconds}),
               claimed_at = now(), started_at = CASE WHEN ${p.start} THEN now() END, attempt = j.attempt + 1,
               updated_at = now()
-         FROM picked WHERE j.id = picked.id
+         FROM ${p.from} picked WHERE j.id = picked.id
        RETURNING j.*),
      ${auditCtes({
        source: 'claimed',
        action: "'job.claimed'",
        resourceType: 'job',
        payload: `jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id) || CASE WHEN ${p.start} THEN '{"started": true}'::jsonb ELSE '{}'::jsonb END`,
-       firstParam: p.audit,
+       ...p.audit,
      })}`;
 }
 
@@ -73,8 +77,9 @@ interface CompletionParams {
   ids: string;
   leases: string;
   outputs: string;
-  agent: string;
-  audit: number;
+  /** The reporting agent: one parameter, or an array parameter with each completion's own. */
+  agent: { param: string } | { each: string };
+  audit: AuditSource;
   /** Only jobs that belong to no run (nothing else has to commit with their end). */
   outsideRuns?: boolean;
 }
@@ -84,11 +89,15 @@ interface CompletionParams {
  * with its outputs, its attempt is recorded, and so is its audit event. Leaves the jobs as
  * they were in `moved` and as they are now in `completed`.
  */
-function completionCtes(p: CompletionParams): string {
-  return `f AS (SELECT * FROM unnest(${p.ids}::uuid[], ${p.leases}::uuid[], ${p.outputs}::text[]) AS f(id, lease, outputs)),
+export function completionCtes(p: CompletionParams): string {
+  const f =
+    'each' in p.agent
+      ? `unnest(${p.ids}::uuid[], ${p.leases}::uuid[], ${p.outputs}::text[], ${p.agent.each}::uuid[]) AS f(id, lease, outputs, agent)`
+      : `unnest(${p.ids}::uuid[], ${p.leases}::uuid[], ${p.outputs}::text[]) AS f(id, lease, outputs)`;
+  return `f AS (SELECT * FROM ${f}),
      moved AS (
        DELETE FROM jobs j USING f
-        WHERE j.id = f.id AND j.lease_token = f.lease AND ${leaseFence(p.agent, "'claimed', 'running'")}
+        WHERE j.id = f.id AND j.lease_token = f.lease AND ${leaseFence('each' in p.agent ? 'f.agent' : p.agent.param, "'claimed', 'running'")}
           ${p.outsideRuns ? 'AND j.run_id IS NULL' : ''}
        RETURNING j.*, f.outputs AS final_outputs),
      completed AS (
@@ -126,7 +135,7 @@ function completionCtes(p: CompletionParams): string {
        action: "'job.completed'",
        resourceType: 'job',
        payload: "jsonb_build_object('attempt', s.attempt, 'agent_id', s.agent_id, 'exit_status', 0, 'outputs', s.outputs)",
-       firstParam: p.audit,
+       ...p.audit,
      })}`;
 }
 
@@ -136,27 +145,22 @@ export interface Completion {
   outputs: Record<string, string> | null;
 }
 
-const completionArrays = (items: readonly Completion[]) => [
+export const completionArrays = (items: readonly Completion[]) => [
   items.map((i) => i.id),
   items.map((i) => i.leaseToken),
   items.map((i) => (i.outputs ? JSON.stringify(i.outputs) : null)),
 ];
 
-const claimOrder = (a: JobRow, b: JobRow) => a.priority - b.priority || a.seq - b.seq;
+export const claimOrder = (a: JobRow, b: JobRow) => a.priority - b.priority || a.seq - b.seq;
 
 // The statements' text, built once: a string built per call would also be hashed anew per
 // call when the driver looks up its prepared statement.
 const CLAIM_SQL = `WITH ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5 })}
      SELECT j.*, ${WITH_POOL_NAME} FROM claimed j`;
 const completeSql = (outsideRuns: boolean) =>
-  `WITH ${completionCtes({ ids: '$1', leases: '$2', outputs: '$3', agent: '$4', audit: 5, outsideRuns })}
+  `WITH ${completionCtes({ ids: '$1', leases: '$2', outputs: '$3', agent: { param: '$4' }, audit: { firstParam: 5 }, outsideRuns })}
      SELECT j.*, ${WITH_POOL_NAME} FROM completed j`;
 const COMPLETE_SQL = { anyJob: completeSql(false), outsideRuns: completeSql(true) };
-const COMPLETE_AND_CLAIM_SQL = `WITH ${completionCtes({ ids: '$10', leases: '$11', outputs: '$12', agent: '$1', audit: 5, outsideRuns: true })},
-     ${claimCtes({ agent: '$1', max: '$2', leaseSeconds: '$3', start: '$4', audit: 5, handedIn: { reports: '$13' } })}
-     SELECT 'completed' AS handover, j.*, ${WITH_POOL_NAME} FROM completed j
-     UNION ALL
-     SELECT 'claimed' AS handover, j.*, ${WITH_POOL_NAME} FROM claimed j`;
 
 /** Claims up to `max` jobs for the agent (claimCtes). */
 export async function claimJobs(
@@ -189,31 +193,4 @@ export async function completeJobs(
     ...auditParams(actor),
   ]);
   return rows;
-}
-
-/**
- * Completes the jobs an agent hands in (those outside runs) and claims its next ones, in
- * one autocommit statement: one round trip and one commit where a transaction took four
- * round trips (BEGIN, the completions, the claim, COMMIT). It claims only if every
- * completion applied; otherwise `claimed` is empty and the caller handles the rest (refusals,
- * run steps) and claims the usual way.
- */
-export async function completeAndClaim(
-  db: Queryable,
-  actor: AuditActor,
-  agentId: string,
-  items: readonly Completion[],
-  claim: { max: number; leaseSeconds: number; start: boolean },
-): Promise<{ completed: JobRow[]; claimed: JobRow[] }> {
-  const { rows } = await db.query<JobRow & { handover: 'completed' | 'claimed' }>(COMPLETE_AND_CLAIM_SQL, [
-    agentId,
-    claim.max,
-    claim.leaseSeconds,
-    claim.start,
-    ...auditParams(actor),
-    ...completionArrays(items),
-    items.length,
-  ]);
-  const pick = (side: string) => rows.filter((r) => r.handover === side).map(({ handover: _side, ...job }) => job);
-  return { completed: pick('completed'), claimed: pick('claimed').sort(claimOrder) };
 }

@@ -1,9 +1,10 @@
-// What the queue keeps per process: the long-poll waiters and the statistics counts not
-// yet written. One per server (created with the other dependencies, closed with them).
+// What the queue keeps per process: the long-poll waiters, the statistics counts not yet
+// written, and the lanes that gather agents' hand-ins. One per server (created with the other dependencies, closed with them).
 import type { Registry } from 'prom-client';
 import type { Bus } from '../../platform/bus.js';
 import type { Db, Queryable } from '../../platform/db/index.js';
 import type { AfterCommit } from '../../platform/effects.js';
+import { createHandIns, type HandIns } from './queue.handins.js';
 import { registerQueueMetrics } from './queue.metrics.js';
 import type { JobRow } from './queue.model.js';
 import { createStatsRecorder, type StatsRecorder } from './queue.stats.js';
@@ -20,6 +21,8 @@ export type JobsEndingHook = (tx: Queryable, after: AfterCommit, jobs: readonly 
 export interface QueueRuntime {
   wakeups: Wakeups;
   stats: StatsRecorder;
+  /** Agents' hand-ins, gathered into shared statements (queue.handins.ts). */
+  handIns: HandIns;
   /**
    * In-process notice, after the commit, of jobs that reached a final state on this
    * replica (pipelines advance their runs on it). Not a delivery guarantee: a replica may
@@ -55,6 +58,7 @@ export function createQueueRuntime(deps: {
   return {
     wakeups,
     stats,
+    handIns: createHandIns(deps.db),
     onJobsEnded(listener) {
       listeners.add(listener);
       return () => listeners.delete(listener);

@@ -10,7 +10,7 @@ import { NotFoundError } from '../../platform/errors.js';
 import { findAgentWork } from '../agents/agents.queries.js';
 import { signJobToken } from '../auth/tokens.js';
 import { jobEventData, presentClaimedJob, type ClaimedJobView, type JobRow } from './queue.model.js';
-import { claimJobs, completeAndClaim } from './claims.queries.js';
+import { claimJobs } from './claims.queries.js';
 import type { WaitHandle } from './queue.wakeups.js';
 import {
   afterCompleted,
@@ -88,24 +88,41 @@ export async function claim(deps: Deps, auth: AuthContext, input: ClaimInput, si
 /**
  * The reports, then the first claim, with one commit (one WAL flush) for the jobs handed in
  * and the jobs handed out, which is what bounds a small machine. The usual hand-in (only
- * successful completions of jobs outside runs) is one autocommit statement with the claim;
- * whatever that statement left (a refusal, a run step, a failure) is applied with the
- * claim in one transaction, as the reports route would apply it.
+ * successful completions of jobs outside runs) is one autocommit statement with the claim,
+ * shared with the hand-ins of other agents of the pool that arrive meanwhile
+ * (queue.handins.ts); whatever that statement left (a refusal, a run step, a failure) is
+ * applied with the claim in one transaction, as the reports route would apply it.
  */
 async function handInAndClaim(deps: Deps, auth: AuthContext, reports: readonly Report[], max: number, start: boolean) {
   const results = new Map<Report, ReportResult>();
   let rest = reports;
   const fastPath = reports.every(isSuccess);
   if (fastPath) {
-    const leaseSeconds = deps.config.jobLeaseSeconds;
-    const fast = await completeAndClaim(deps.db, auth, auth.agentId!, reports.map(asCompletion), { max, leaseSeconds, start });
+    const fast = await deps.queue.handIns.submit({
+      orgId: auth.orgId,
+      poolId: auth.poolId!,
+      agentId: auth.agentId!,
+      actor: auth,
+      completions: reports.map(asCompletion),
+      max,
+      start,
+      leaseSeconds: deps.config.jobLeaseSeconds,
+    });
     afterCompleted(deps, fast.completed);
     afterClaim(deps, fast.claimed);
     const applied = new Map<Report, JobRow>();
     matchRows(reports, fast.completed, applied);
     for (const [r, job] of applied) results.set(r, appliedResult(r, job));
     rest = reports.filter((r) => !applied.has(r));
-    if (rest.length === 0) return { jobs: fast.claimed, results: reports.map((r) => results.get(r)!) };
+    const answered = () => reports.map((r) => results.get(r)!);
+    if (rest.length === 0 && fast.claimTried) return { jobs: fast.claimed, results: answered() };
+    if (rest.length === 0) {
+      // The shared statement did not claim for this agent (another agent's tags led it, or
+      // this one is not active): it claims on its own, as without reports.
+      const jobs = await claimNow(deps, deps.db, auth, max, start);
+      afterClaim(deps, jobs);
+      return { jobs, results: answered() };
+    }
   }
   const jobs = await transactionWithEffects(deps.db, async (tx, after) => {
     // What the statement left cannot complete outside a run: not tried a second time.
