@@ -298,6 +298,28 @@ describe('hand-ins gathered into one statement', () => {
     expect(gated.statements).toEqual([[agents[0]!.id], [agents[1]!.id, 'not-a-uuid'], [agents[1]!.id], ['not-a-uuid']]);
   });
 
+  it('a request that moves many jobs goes out on its own at once, even while its lane is busy', async () => {
+    const gated = gatedDb();
+    const handIns = createHandIns(gated.db);
+    const [a, b] = await Promise.all([registerAgent(t, pool), registerAgent(t, pool)]);
+    const request = (agentId: string, max: number): HandInRequest => ({
+      agentId,
+      actor: { actor: { type: 'agent', id: agentId, label: 'test' }, requestId: 'r', clientIp: null },
+      completions: [],
+      max,
+      orgId: owner.orgId,
+      poolId: pool.id,
+      start: true,
+      leaseSeconds: 30,
+    });
+    const held = handIns.submit(request(a.id, 1));
+    await gated.firstReached;
+    await expect(handIns.submit(request(b.id, 50))).resolves.toMatchObject({ claimTried: true });
+    expect(gated.statements).toEqual([[a.id], [b.id]]);
+    gated.release();
+    await held;
+  });
+
   it('an agent’s second request waits for the next statement', async () => {
     const gated = gatedDb();
     const handIns = createHandIns(gated.db);

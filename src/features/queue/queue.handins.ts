@@ -10,8 +10,16 @@ import { handIn, type HandIn, type HandInOutcome } from './handins.queries.js';
 /** Agents per statement: enough for any pool this machine serves, small enough to plan quickly. */
 const MAX_BATCH = 64;
 /**
+ * A request that moves this many jobs (handed in plus asked for) already spreads a
+ * statement's fixed cost over them: it goes out on its own at once. Gathered, such
+ * requests would only queue behind each other, one statement at a time where PostgreSQL
+ * could run several (claims of 50 ran slower that way).
+ */
+const ALONE_FROM_JOBS = 16;
+/**
  * Statements in flight per lane. One keeps batches as large as the load makes them; the
- * pool's other connections still serve other lanes, claims and everything else.
+ * pool's other connections still serve other lanes, claims and everything else. Two
+ * measured no better in the queue bench (bench/README.md).
  */
 const IN_FLIGHT_PER_LANE = 1;
 
@@ -67,8 +75,8 @@ export function createHandIns(db: Queryable): HandIns {
       // own, and one request's bad input fails only that request.
       await Promise.all(
         batch.map((w) =>
-          handIn(db, [w.request], { start, leaseSeconds }).then(
-            ([outcome]) => w.resolve(outcome!),
+          runAlone(w.request).then(
+            (outcome) => w.resolve(outcome),
             (soloError: unknown) => w.reject(soloError),
           ),
         ),
@@ -76,8 +84,14 @@ export function createHandIns(db: Queryable): HandIns {
     }
   }
 
+  async function runAlone(request: HandInRequest): Promise<HandInOutcome> {
+    const [outcome] = await handIn(db, [request], request);
+    return outcome!;
+  }
+
   return {
     submit(request) {
+      if (request.completions.length + request.max >= ALONE_FROM_JOBS) return runAlone(request);
       const key = `${request.orgId}/${request.poolId}/${request.start}/${request.leaseSeconds}`;
       const lane = lanes.get(key) ?? { waiting: [], inFlight: 0 };
       lanes.set(key, lane);
