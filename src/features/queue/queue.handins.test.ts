@@ -90,6 +90,20 @@ async function auditOf(jobId: string, action: string) {
   return rows;
 }
 
+/** A hand-in of `agentId` asking for `max` jobs, handing in `completions`, as the claim route makes it. */
+function handInRequest(agentId: string, max: number, completions: HandIn['completions'] = []): HandInRequest {
+  return {
+    agentId,
+    actor: { actor: { type: 'agent', id: agentId, label: 'test' }, requestId: 'r', clientIp: null },
+    completions,
+    max,
+    orgId: owner.orgId,
+    poolId: pool.id,
+    start: true,
+    leaseSeconds: 30,
+  };
+}
+
 describe('hand-ins gathered into one statement', () => {
   it('requests that arrive while one is in flight share the next statement; each gets its own claim, in arrival order', async () => {
     const linux = { os: 'linux' };
@@ -234,13 +248,10 @@ describe('hand-ins gathered into one statement', () => {
       { pool: pool.name, tags: { os: 'linux' } },
       { pool: pool.name, tags: { gpu: 'true' } },
     ]);
-    const ask = (agent: TestAgent): HandIn => ({
-      agentId: agent.id,
-      actor: { actor: { type: 'agent', id: agent.id, label: 'test' }, requestId: 'r', clientIp: null },
-      completions: [],
-      max: 1,
+    const [led, other] = await handIn(t.deps.db, [handInRequest(linux.id, 1), handInRequest(gpu.id, 1)], {
+      leaseSeconds: 30,
+      start: true,
     });
-    const [led, other] = await handIn(t.deps.db, [ask(linux), ask(gpu)], { leaseSeconds: 30, start: true });
     expect(led).toMatchObject({ claimTried: true, completed: [] });
     expect(led!.claimed.map((j) => j.id)).toEqual([linuxJob!.id]);
     expect(other).toEqual({ claimTried: false, completed: [], claimed: [] });
@@ -255,20 +266,16 @@ describe('hand-ins gathered into one statement', () => {
     const [bJob] = await claim(t, b);
     await enqueue(t, owner, { pool: pool.name, name: 'up-next' });
     const completion = (job: JobJson) => ({ id: job.id, leaseToken: job.lease_token!, outputs: null });
-    const actor = { actor: { type: 'agent', id: a.id, label: 'a' }, requestId: 'r', clientIp: null };
     // a hands in b's job with b's lease; b hands in its own.
     const [forA, forB] = await handIn(
       t.deps.db,
-      [
-        { agentId: a.id, actor, completions: [completion(bJob!)], max: 1 },
-        { agentId: b.id, actor: { ...actor, actor: { ...actor.actor, id: b.id } }, completions: [completion(bJob!)], max: 1 },
-      ],
+      [handInRequest(a.id, 1, [completion(bJob!)]), handInRequest(b.id, 1, [completion(bJob!)])],
       { leaseSeconds: 30, start: true },
     );
     expect(forA).toEqual({ claimTried: false, completed: [], claimed: [] });
     expect(forB!.completed.map((j) => j.id)).toEqual([bJob!.id]);
     expect(forB!.claimed.map((j) => j.name)).toEqual(['up-next']);
-    // a's own job is still running under a's lease.
+    // a's own job is still held under a's lease.
     const { rows } = await t.deps.db.query(`SELECT state, agent_id FROM jobs WHERE id = $1`, [aJob!.id]);
     expect(rows).toEqual([{ state: 'claimed', agent_id: a.id }]);
   });
@@ -277,20 +284,10 @@ describe('hand-ins gathered into one statement', () => {
     const gated = gatedDb();
     const handIns = createHandIns(gated.db);
     const agents = await Promise.all(Array.from({ length: 3 }, () => registerAgent(t, pool)));
-    const request = (agentId: string): HandInRequest => ({
-      agentId,
-      actor: { actor: { type: 'agent', id: agentId, label: 'test' }, requestId: 'r', clientIp: null },
-      completions: [],
-      max: 0,
-      orgId: owner.orgId,
-      poolId: pool.id,
-      start: true,
-      leaseSeconds: 30,
-    });
-    const first = handIns.submit(request(agents[0]!.id));
+    const first = handIns.submit(handInRequest(agents[0]!.id, 0));
     await gated.firstReached;
-    const good = handIns.submit(request(agents[1]!.id));
-    const bad = handIns.submit(request('not-a-uuid'));
+    const good = handIns.submit(handInRequest(agents[1]!.id, 0));
+    const bad = handIns.submit(handInRequest('not-a-uuid', 0));
     gated.release();
     await expect(first).resolves.toMatchObject({ claimTried: true });
     await expect(good).resolves.toMatchObject({ claimTried: true, claimed: [] });
@@ -302,19 +299,9 @@ describe('hand-ins gathered into one statement', () => {
     const gated = gatedDb();
     const handIns = createHandIns(gated.db);
     const [a, b] = await Promise.all([registerAgent(t, pool), registerAgent(t, pool)]);
-    const request = (agentId: string, max: number): HandInRequest => ({
-      agentId,
-      actor: { actor: { type: 'agent', id: agentId, label: 'test' }, requestId: 'r', clientIp: null },
-      completions: [],
-      max,
-      orgId: owner.orgId,
-      poolId: pool.id,
-      start: true,
-      leaseSeconds: 30,
-    });
-    const held = handIns.submit(request(a.id, 1));
+    const held = handIns.submit(handInRequest(a.id, 1));
     await gated.firstReached;
-    await expect(handIns.submit(request(b.id, 50))).resolves.toMatchObject({ claimTried: true });
+    await expect(handIns.submit(handInRequest(b.id, 50))).resolves.toMatchObject({ claimTried: true });
     expect(gated.statements).toEqual([[a.id], [b.id]]);
     gated.release();
     await held;
@@ -324,19 +311,13 @@ describe('hand-ins gathered into one statement', () => {
     const gated = gatedDb();
     const handIns = createHandIns(gated.db);
     const [a, b] = await Promise.all([registerAgent(t, pool), registerAgent(t, pool)]);
-    const request = (agentId: string): HandInRequest => ({
-      agentId,
-      actor: { actor: { type: 'agent', id: agentId, label: 'test' }, requestId: 'r', clientIp: null },
-      completions: [],
-      max: 0,
-      orgId: owner.orgId,
-      poolId: pool.id,
-      start: true,
-      leaseSeconds: 30,
-    });
-    const outcomes = [handIns.submit(request(a.id))];
+    const outcomes = [handIns.submit(handInRequest(a.id, 0))];
     await gated.firstReached;
-    outcomes.push(handIns.submit(request(a.id)), handIns.submit(request(b.id)), handIns.submit(request(a.id)));
+    outcomes.push(
+      handIns.submit(handInRequest(a.id, 0)),
+      handIns.submit(handInRequest(b.id, 0)),
+      handIns.submit(handInRequest(a.id, 0)),
+    );
     gated.release();
     await Promise.all(outcomes);
     expect(gated.statements).toEqual([[a.id], [a.id, b.id], [a.id]]);
