@@ -15,6 +15,7 @@
 //   dispatch    agents parked in long-poll claims; one job enqueued every INTERVAL ms;
 //               time from the enqueue request to the claim answer.
 import { createCaller } from './http-client.js';
+import { percentiles } from './lib.js';
 
 const BASE = process.env.BENCH_URL ?? 'http://127.0.0.1:3201';
 const ADMIN_TOKEN = process.env.BENCH_TOKEN!;
@@ -299,16 +300,14 @@ function summary() {
   const all: number[] = [];
   const afterWarmup: number[] = [];
   for (const [kind, list] of latencies) {
-    const sorted = [...list].sort((a, b) => a - b);
     if (kind !== 'dispatch' && kind !== 'claim_empty') {
       all.push(...list);
       if (!kind.endsWith('_warmup')) afterWarmup.push(...list);
     }
-    const at = (q: number) => Math.round((sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN) * 100) / 100;
-    out[kind] = { count: sorted.length, p50: at(0.5), p99: at(0.99) };
+    const { count, p50, p99 } = percentiles(list);
+    out[kind] = { count, p50, p99 };
   }
-  const p99 = (list: number[]) => Math.round((list.sort((a, b) => a - b)[Math.floor(0.99 * list.length)] ?? NaN) * 100) / 100;
-  return { latencies_ms: out, api_p99_ms: p99(all), api_p99_after_warmup_ms: p99(afterWarmup) };
+  return { latencies_ms: out, api_p99_ms: percentiles(all).p99, api_p99_after_warmup_ms: percentiles(afterWarmup).p99 };
 }
 
 const scenario = process.argv[2];

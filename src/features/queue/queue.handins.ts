@@ -61,12 +61,12 @@ export function createHandIns(db: Queryable): HandIns {
   }
 
   async function run(batch: Waiting[]): Promise<void> {
-    const { start, leaseSeconds } = batch[0]!.request;
     try {
+      // A lane's requests share their claim mode and lease (its key): the first one's serve all.
       const outcomes = await handIn(
         db,
         batch.map((w) => w.request),
-        { start, leaseSeconds },
+        batch[0]!.request,
       );
       batch.forEach((w, i) => w.resolve(outcomes[i]!));
     } catch (error) {
