@@ -1,11 +1,12 @@
 // Sequencer cost for SQL-recorded leaves (the queue's job transitions, queued without a
 // hash): N audit rows and their unhashed queue rows, then `sequenceAll` timed, with the
-// WAL it wrote. Run: npx tsx bench/ledger-sql-leaves.ts   (LEDGER_SQL_LEAVES=100000)
+// WAL it wrote and the CPU it took per leaf.
+// Run: npx tsx bench/ledger-sql-leaves.ts   (LEDGER_SQL_LEAVES=100000)
 // For a baseline, run the same file in a worktree of another commit, one after the other.
 import { sequenceAll } from '../src/features/ledger/ledger.sequencer.js';
 import { migrate } from '../src/platform/db/migrate.js';
 import { createPostgresDb } from '../src/platform/db/postgres.js';
-import { createBenchDatabase, machine } from './lib.js';
+import { createBenchDatabase, machine, postgresCpuSeconds } from './lib.js';
 
 const N = Number(process.env.LEDGER_SQL_LEAVES ?? 100_000);
 const bench = await createBenchDatabase('cairn_bench_sql_leaves');
@@ -31,8 +32,12 @@ try {
     Number((await db.query<{ b: string }>('SELECT wal_bytes::bigint AS b FROM pg_stat_wal')).rows[0]!.b);
   const wal0 = await walBytes();
   const started = performance.now();
+  const cpu0 = { self: process.cpuUsage(), postgres: postgresCpuSeconds() };
   const { appended } = await sequenceAll(db);
   const ms = performance.now() - started;
+  const self = process.cpuUsage(cpu0.self);
+  // CPU per leaf: this process (hashing, encoding, the driver) and every PostgreSQL process.
+  const perLeaf = (seconds: number) => Math.round((seconds / appended) * 1e7) / 10;
   const walMb = (await walBytes()) - wal0;
   console.log(`machine: ${machine()}`);
   console.log(
@@ -41,6 +46,10 @@ try {
       ms: Math.round(ms),
       leaves_per_second: Math.round((appended / ms) * 1000),
       wal_mb: Math.round(walMb / 1e5) / 10,
+      cpu_us_per_leaf: {
+        sequencer: perLeaf((self.user + self.system) / 1e6),
+        postgres: perLeaf(postgresCpuSeconds() - cpu0.postgres),
+      },
     }),
   );
 } finally {

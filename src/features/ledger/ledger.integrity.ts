@@ -9,7 +9,7 @@
 //   - the head's frontier equals the recomputed one.
 // The guarantees, and where they stop, are spelled out in README.md.
 import type { Queryable } from '../../platform/db/index.js';
-import { leafContentOfAuditRow, leafHashOfContent } from './ledger.content.js';
+import { storedAuditLeafHash } from './ledger.content.js';
 import { ledgerOrigin } from './ledger.identity.js';
 import { leafPage, type LeafRow } from './ledger.leaves.queries.js';
 import { checkpointsAfter, integritySnapshot, nodesInRanges, type CheckpointRow } from './ledger.queries.js';
@@ -110,7 +110,7 @@ function contentFinding(row: LeafRow): Finding | null {
   if (row.audit.org_id !== row.org_id) {
     return { index: row.idx, problem: 'org_mismatch', detail: `${at}: its organization differs from its audit event's` };
   }
-  if (!hashEquals(leafHashOfContent(leafContentOfAuditRow(row.audit)), row.leaf_hash)) {
+  if (!hashEquals(storedAuditLeafHash(row.audit), row.leaf_hash)) {
     return {
       index: row.idx,
       problem: 'content_mismatch',

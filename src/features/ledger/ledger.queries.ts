@@ -1,7 +1,7 @@
 // Every SQL statement of the ledger. Hashes leave here as Buffers (PGlite returns bytea as
 // a plain Uint8Array, node-postgres as a Buffer; callers should not care which).
 import type { Queryable } from '../../platform/db/index.js';
-import type { NodeId } from './merkle/index.js';
+import { HASH_SIZE, type NodeId } from './merkle/index.js';
 
 export type Bytes = Buffer | Uint8Array;
 
@@ -21,12 +21,26 @@ export interface CheckpointRow {
   created_at: Date;
 }
 
-function splitFrontier(b: Bytes): Buffer[] {
+/** 32-byte hashes stored or sent end to end in one bytea (the head's frontier, batches). */
+function splitHashes(b: Bytes | null): Buffer[] {
+  if (b === null) return [];
   const buf = toBuffer(b);
   const out: Buffer[] = [];
-  for (let i = 0; i + 32 <= buf.length; i += 32) out.push(buf.subarray(i, i + 32));
+  for (let i = 0; i + HASH_SIZE <= buf.length; i += HASH_SIZE) out.push(buf.subarray(i, i + HASH_SIZE));
   return out;
 }
+
+/**
+ * A batch's hashes as one bytea parameter, split again in SQL with `hashAt`. An array of
+ * bytea travels as text, every hash hex-encoded by the driver and decoded by PostgreSQL;
+ * a batch has thousands of them.
+ */
+function packHashes(hashes: readonly Uint8Array[]): Buffer {
+  for (const h of hashes) if (h.length !== HASH_SIZE) throw new RangeError('ledger hashes are 32 bytes');
+  return Buffer.concat(hashes);
+}
+const hashAt = (packed: string, ordinality: string) =>
+  `substring(${packed} FROM (${ordinality}::int - 1) * ${HASH_SIZE} + 1 FOR ${HASH_SIZE})`;
 
 // --- sequencing -------------------------------------------------------------------------
 
@@ -37,14 +51,14 @@ export async function lockHead(tx: Queryable): Promise<HeadRow> {
   );
   const row = rows[0];
   if (!row) throw new Error('ledger_head row is missing (migration 0004 not applied?)');
-  return { size: row.size, frontier: splitFrontier(row.frontier) };
+  return { size: row.size, frontier: splitHashes(row.frontier) };
 }
 
 export async function readHead(db: Queryable): Promise<HeadRow> {
   const { rows } = await db.query<{ size: number; frontier: Bytes }>('SELECT size, frontier FROM ledger_head WHERE id');
   const row = rows[0];
   if (!row) throw new Error('ledger_head row is missing (migration 0004 not applied?)');
-  return { size: row.size, frontier: splitFrontier(row.frontier) };
+  return { size: row.size, frontier: splitHashes(row.frontier) };
 }
 
 /**
@@ -69,9 +83,11 @@ export async function moveQueuedLeaves(
   start: number,
   limit: number,
   computed: { seqs: readonly number[]; hashes: readonly Buffer[] } = { seqs: [], hashes: [] },
-): Promise<{ idx: number; leaf_hash: Buffer }[]> {
-  const { rows } = await tx.query<{ idx: number; leaf_hash: Bytes }>(
-    `WITH computed AS (SELECT * FROM unnest($3::bigint[], $4::bytea[]) AS c(seq, hash)),
+): Promise<{ first: number; hashes: Buffer[] }> {
+  // The new leaves come back as one row: their first index and their hashes end to end.
+  const { rows } = await tx.query<{ first: number | null; count: number; hashes: Bytes | null }>(
+    `WITH computed AS (
+       SELECT c.seq, ${hashAt('$4::bytea', 'c.ord')} AS hash FROM unnest($3::bigint[]) WITH ORDINALITY AS c(seq, ord)),
      taken AS (
        DELETE FROM ledger_queue
         WHERE seq IN (SELECT seq FROM ledger_queue WHERE leaf_hash IS NOT NULL OR seq IN (SELECT seq FROM computed)
@@ -82,10 +98,15 @@ export async function moveQueuedLeaves(
        SELECT $1::bigint + row_number() OVER (ORDER BY t.seq) - 1, coalesce(t.leaf_hash, c.hash), t.org_id, t.kind, t.ref_id
          FROM taken t LEFT JOIN computed c ON c.seq = t.seq
        RETURNING idx, leaf_hash)
-     SELECT idx, leaf_hash FROM appended ORDER BY idx`,
-    [start, limit, computed.seqs, computed.hashes],
+     SELECT min(idx) AS first, count(*)::int AS count, string_agg(leaf_hash, ''::bytea ORDER BY idx) AS hashes
+       FROM appended`,
+    [start, limit, computed.seqs, packHashes(computed.hashes)],
   );
-  return rows.map((r) => ({ idx: r.idx, leaf_hash: toBuffer(r.leaf_hash) }));
+  const row = rows[0]!;
+  // A stored hash of another length would shift every hash after it.
+  if ((row.hashes?.length ?? 0) !== row.count * HASH_SIZE)
+    throw new Error('ledger sequencer: a queued leaf hash is not 32 bytes');
+  return { first: row.first ?? start, hashes: splitHashes(row.hashes) };
 }
 
 export async function insertNodes(
@@ -95,8 +116,8 @@ export async function insertNodes(
   if (nodes.length === 0) return;
   await tx.query(
     `INSERT INTO ledger_nodes (level, idx, hash)
-     SELECT * FROM unnest($1::int[], $2::bigint[], $3::bytea[])`,
-    [nodes.map((n) => n.level), nodes.map((n) => n.index), nodes.map((n) => n.hash)],
+     SELECT n.level, n.idx, ${hashAt('$3::bytea', 'n.ord')} FROM unnest($1::int[], $2::bigint[]) WITH ORDINALITY AS n(level, idx, ord)`,
+    [nodes.map((n) => n.level), nodes.map((n) => n.index), packHashes(nodes.map((n) => n.hash))],
   );
 }
 
@@ -226,5 +247,5 @@ export async function integritySnapshot(db: Queryable): Promise<IntegritySnapsho
   );
   const row = rows[0];
   if (!row) throw new Error('ledger_head row is missing (migration 0004 not applied?)');
-  return { size: row.size, frontier: splitFrontier(row.frontier), extraIdx: row.extra_idx, maxCheckpointSize: row.max_cp };
+  return { size: row.size, frontier: splitHashes(row.frontier), extraIdx: row.extra_idx, maxCheckpointSize: row.max_cp };
 }

@@ -4,7 +4,7 @@
 // and the queue rows stay queued until the batch that appends them commits.
 import { setImmediate } from 'node:timers/promises';
 import type { Db, Queryable } from '../../platform/db/index.js';
-import { leafContentOfAuditRow, leafHashOfContent } from './ledger.content.js';
+import { leafHashOfContent, storedAuditLeafHash } from './ledger.content.js';
 import { queuedLeavesWithoutHash } from './ledger.leaves.queries.js';
 import { insertNodes, lockHead, moveQueuedLeaves, updateHead } from './ledger.queries.js';
 import { newNodesForAppend } from './merkle/index.js';
@@ -32,7 +32,7 @@ async function hashPendingLeaves(tx: Queryable, limit: number): Promise<{ seqs: 
     // A full batch takes tens of milliseconds to hash: in slices, so the requests this
     // process serves meanwhile wait for one slice at most, not for the whole batch.
     if (i > 0 && i % HASH_SLICE === 0) await setImmediate();
-    hashes.push(leafHashOfContent(p.audit ? leafContentOfAuditRow(p.audit) : { v: 1, kind: 'missing', ref_id: p.ref_id }));
+    hashes.push(p.audit ? storedAuditLeafHash(p.audit) : leafHashOfContent({ v: 1, kind: 'missing', ref_id: p.ref_id }));
   }
   return { seqs: pending.map((p) => p.seq), hashes };
 }
@@ -41,20 +41,13 @@ export async function sequenceBatch(db: Db, limit = SEQUENCE_BATCH): Promise<Seq
   return db.transaction(async (tx) => {
     const head = await lockHead(tx);
     const computed = await hashPendingLeaves(tx, limit);
-    const leaves = await moveQueuedLeaves(tx, head.size, limit, computed);
-    if (leaves.length === 0) return { appended: 0, size: head.size };
-    const last = leaves[leaves.length - 1]!;
-    if (leaves[0]!.idx !== head.size || last.idx !== head.size + leaves.length - 1) {
-      throw new Error('ledger sequencer: appended indexes are not contiguous with the head');
-    }
-    const result = newNodesForAppend(
-      head.frontier,
-      head.size,
-      leaves.map((l) => l.leaf_hash),
-    );
+    const moved = await moveQueuedLeaves(tx, head.size, limit, computed);
+    if (moved.hashes.length === 0) return { appended: 0, size: head.size };
+    if (moved.first !== head.size) throw new Error('ledger sequencer: appended indexes are not contiguous with the head');
+    const result = newNodesForAppend(head.frontier, head.size, moved.hashes);
     await insertNodes(tx, result.nodes);
     await updateHead(tx, result.size, result.frontier);
-    return { appended: leaves.length, size: result.size };
+    return { appended: moved.hashes.length, size: result.size };
   });
 }
 

@@ -158,8 +158,8 @@ describe('ledger sequencing, checkpoints and proofs', () => {
         const leaves = await moveQueuedLeaves(tx, head.size, 10);
         throw Object.assign(new Error('roll back'), { leaves });
       })
-      .catch((error: { leaves?: { leaf_hash: Buffer }[] }) => error.leaves);
-    expect(moved?.map((l) => l.leaf_hash.toString('hex'))).toEqual([auditLeafHash(hashed!).toString('hex')]);
+      .catch((error: { leaves?: { first: number; hashes: Buffer[] } }) => error.leaves);
+    expect(moved?.hashes.map((h) => h.toString('hex'))).toEqual([auditLeafHash(hashed!).toString('hex')]);
 
     expect((await sequenceAll(t.db)).appended).toBe(2);
     await flushLedger(t.db, identity);

@@ -20,6 +20,14 @@ export function leafHash(data: Uint8Array): Buffer {
   return hash('sha256', buf, 'buffer');
 }
 
+/**
+ * The leaf hash of canonical JSON text: SHA-256(0x00 || UTF-8 of text), without building
+ * the prefixed bytes first (the prefix is one UTF-8 byte as a character).
+ */
+export function leafHashOfCanonicalJson(text: string): Buffer {
+  return hash('sha256', `${String.fromCharCode(LEAF_PREFIX)}${text}`, 'buffer');
+}
+
 // One scratch buffer is reused for every interior hash: `crypto.hash` is
 // synchronous and copies its input, and skipping the per-call allocation
 // matters when a verifier recomputes the root of a million-leaf export.

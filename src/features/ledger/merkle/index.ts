@@ -1,4 +1,4 @@
-export { EMPTY_ROOT, HASH_SIZE, canonicalLeafBytes, hashEquals, leafHash, nodeHash } from './hash.js';
+export { EMPTY_ROOT, HASH_SIZE, canonicalLeafBytes, hashEquals, leafHash, leafHashOfCanonicalJson, nodeHash } from './hash.js';
 export {
   assembleProof,
   consistencyProofPlan,

@@ -40,6 +40,13 @@ describe('canonicalJson (fast RFC 8785)', () => {
     );
   });
 
+  it('sorts records of many keys as the package does (small ones take an insertion sort)', () => {
+    fc.assert(
+      fc.property(fc.dictionary(anyString, fc.integer(), { minKeys: 2, maxKeys: 40 }), (v) => expectSameAsPackage(v)),
+      { numRuns: 500 },
+    );
+  });
+
   it('matches it on values outside plain JSON too', () => {
     fc.assert(
       fc.property(fc.anything({ withDate: true, withNullPrototype: true, withSparseArray: true }), (v) => expectSameAsPackage(v)),

@@ -20,6 +20,25 @@ const INTEGER_KEY = /^(0|[1-9][0-9]*)$/;
 class Unhandled extends Error {}
 const UNHANDLED = new Unhandled();
 
+/**
+ * Sorts in place as Array#sort does (UTF-16 code units). Records have a handful of keys:
+ * an insertion sort of those allocates nothing, where Array#sort allocates a work copy of
+ * every array it sorts, and the sequencer canonicalizes three records per job.
+ */
+function sortKeys(keys: string[]): string[] {
+  if (keys.length > 16) return keys.sort();
+  for (let i = 1; i < keys.length; i++) {
+    const key = keys[i]!;
+    let j = i - 1;
+    while (j >= 0 && keys[j]! > key) {
+      keys[j + 1] = keys[j]!;
+      j--;
+    }
+    keys[j + 1] = key;
+  }
+  return keys;
+}
+
 function sortedCopy(value: unknown, depth: number): unknown {
   if (value === null) return null;
   switch (typeof value) {
@@ -46,7 +65,7 @@ function sortedCopy(value: unknown, depth: number): unknown {
         throw UNHANDLED;
       }
       const record = value as Record<string, unknown>;
-      const keys = Object.keys(record).sort();
+      const keys = sortKeys(Object.keys(record));
       const out: Record<string, unknown> = {};
       for (const key of keys) {
         const v = record[key];
@@ -61,13 +80,18 @@ function sortedCopy(value: unknown, depth: number): unknown {
   }
 }
 
+/**
+ * Whether text JSON.stringify wrote (from sorted records) is also the JCS text. The two
+ * differ only on a lone surrogate, which JSON.stringify escapes as \udXXX and JCS refuses;
+ * any \ud in the text (rare) sends it to the careful path.
+ */
+export const stringifiedIsCanonical = (text: string): boolean => !text.includes('\\ud');
+
 /** RFC 8785 text of `value`, exactly as `canonicalize(value)` returns it (including its errors). */
 export function canonicalJson(value: unknown): string | undefined {
   try {
     const text = JSON.stringify(sortedCopy(value, 0));
-    // JSON.stringify escapes a lone surrogate as \udXXX where JCS refuses the value; any
-    // \ud in the text (rare) sends it to the careful path.
-    if (!text.includes('\\ud')) return text;
+    if (stringifiedIsCanonical(text)) return text;
   } catch (error) {
     if (error !== UNHANDLED) throw error;
   }
