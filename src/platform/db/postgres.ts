@@ -1,12 +1,14 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import type { Db, QueryResult, Queryable } from './db.js';
+import { parseTimestamptz, TIMESTAMPTZ_OID } from './timestamps.js';
 
 // int8 counts and sizes fit in a JS number for any table Cairn keeps; parse them as
-// numbers so both adapters return the same types.
+// numbers so both adapters return the same types. timestamptz: see timestamps.ts.
 const types = {
   getTypeParser(oid: number, format?: 'text' | 'binary') {
     if (oid === 20 && format !== 'binary') return (value: string) => Number(value);
+    if (oid === TIMESTAMPTZ_OID && format !== 'binary') return parseTimestamptz;
     return pg.types.getTypeParser(oid, format);
   },
 };
