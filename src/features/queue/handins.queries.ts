@@ -119,10 +119,11 @@ export async function handIn(
   const outcomes = new Map<string, HandInOutcome>(
     asks.map((a) => [a.agentId, { completed: [], claimed: [], claimTried: false }]),
   );
-  for (const { handover, for_agent: agentId, ...job } of rows) {
-    const outcome = outcomes.get(agentId)!;
-    if (handover === 'tried') outcome.claimTried = true;
-    else outcome[handover].push(job);
+  // A row keeps its two tag columns: copying every job row without them cost more than they do.
+  for (const row of rows) {
+    const outcome = outcomes.get(row.for_agent)!;
+    if (row.handover === 'tried') outcome.claimTried = true;
+    else outcome[row.handover].push(row);
   }
   for (const outcome of outcomes.values()) outcome.claimed.sort(claimOrder);
   return asks.map((a) => outcomes.get(a.agentId)!);
