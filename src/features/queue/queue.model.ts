@@ -175,9 +175,16 @@ export function presentJob(j: JobRow) {
 }
 export type JobView = ReturnType<typeof presentJob>;
 
-/** What an agent receives when it claims a job: everything it needs to run it, and its fence. */
-export function presentClaimedJob(j: JobRow) {
-  return { ...presentJob(j), lease_token: j.lease_token! };
+/**
+ * What an agent receives when it claims a job: everything it needs to run it, its fence,
+ * and the job's own token. The two fields are added to the view rather than spread into
+ * a copy: V8 copies a 33-field object with extra fields field by field, about 2 µs a job.
+ */
+export function presentClaimedJob(j: JobRow, jobToken: string) {
+  const view = presentJob(j) as JobView & { lease_token: string; job_token: string };
+  view.lease_token = j.lease_token!;
+  view.job_token = jobToken;
+  return view;
 }
 export type ClaimedJobView = ReturnType<typeof presentClaimedJob>;
 

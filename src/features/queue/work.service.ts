@@ -54,7 +54,7 @@ export interface ClaimInput {
 }
 
 export interface ClaimAnswer {
-  jobs: (ClaimedJobView & { job_token: string })[];
+  jobs: ClaimedJobView[];
   lease_seconds: number;
   results?: ReportResult[];
 }
@@ -74,7 +74,7 @@ export async function claim(deps: Deps, auth: AuthContext, input: ClaimInput, si
   const max = input.max ?? 1;
   const start = input.start === true;
   const answer = (jobs: readonly JobRow[], results?: ReportResult[]): ClaimAnswer => ({
-    jobs: jobs.map((job) => ({ ...presentClaimedJob(job), job_token: signJobToken(deps.jwtSecret, job.id, job.lease_token!) })),
+    jobs: jobs.map((job) => presentClaimedJob(job, signJobToken(deps.jwtSecret, job.id, job.lease_token!))),
     lease_seconds: deps.config.jobLeaseSeconds,
     ...(results ? { results } : {}),
   });
