@@ -18,10 +18,14 @@ export const JOB_TOKEN_PREFIX = 'cairn_job_';
 
 const JOB_TOKEN = /^cairn_job_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
 
+/** Derived once per instance secret (never changed in place): deriving it was half of what each job token cost. */
+const jobTokenKeys = new WeakMap<Uint8Array, Buffer>();
+
 function jobTokenMac(secret: Uint8Array, jobId: string, leaseToken: string): Buffer {
   // A key of its own, derived from the instance secret, so a job token can never be
   // mistaken for (or help forge) an access token.
-  const key = createHmac('sha256', secret).update('cairn job tokens v1').digest();
+  let key = jobTokenKeys.get(secret);
+  if (!key) jobTokenKeys.set(secret, (key = createHmac('sha256', secret).update('cairn job tokens v1').digest()));
   return createHmac('sha256', key).update(`${jobId}:${leaseToken}`).digest();
 }
 
