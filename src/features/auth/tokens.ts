@@ -18,7 +18,10 @@ export const JOB_TOKEN_PREFIX = 'cairn_job_';
 
 const JOB_TOKEN = /^cairn_job_([0-9a-f-]{36})\.([A-Za-z0-9_-]{43})$/;
 
-/** Derived once per instance secret (never changed in place): deriving it was half of what each job token cost. */
+/**
+ * The job-token key, derived once per instance secret (never changed in place): deriving
+ * it on every call was half of what signing or checking a job token cost.
+ */
 const jobTokenKeys = new WeakMap<Uint8Array, Buffer>();
 
 function jobTokenMac(secret: Uint8Array, jobId: string, leaseToken: string): Buffer {

@@ -62,15 +62,12 @@ describe('enqueue answers with the rows it stored', () => {
           buildNewJob(auth, pool.id, { ...input, blocked }, new Date(now + (input.delay_seconds ?? 0) * 1000), now),
         );
         const inserted = await insertJobs(t.deps.db, auth, jobs);
-        const stored = new Map(
-          (
-            await findJobs(
-              t.deps.db,
-              owner.orgId,
-              inserted.map((j) => j.id),
-            )
-          ).map((j) => [j.id, j]),
+        const read = await findJobs(
+          t.deps.db,
+          owner.orgId,
+          jobs.map((j) => j.id),
         );
+        const stored = new Map(read.map((j) => [j.id, j]));
         expect(inserted.map((j) => j.id)).toEqual(jobs.map((j) => j.id));
         for (const job of inserted) expect(job).toEqual(stored.get(job.id));
       }),
