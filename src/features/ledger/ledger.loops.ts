@@ -12,7 +12,7 @@ import { startLeaderLoop } from '../../platform/leader.js';
 import { checkpointView, cutCheckpoint } from './ledger.checkpoints.js';
 import { LEDGER_LOCK_KEYS, loadLedgerIdentity } from './ledger.identity.js';
 import { hasQueuedLeaves } from './ledger.queries.js';
-import { SEQUENCE_BATCH, sequenceAll, sequenceBatch } from './ledger.sequencer.js';
+import { backlogDrainer, sequenceAll } from './ledger.sequencer.js';
 
 export const SEQUENCE_INTERVAL_MS = 250;
 export const CHECKPOINT_INTERVAL_MS = 2_000;
@@ -38,6 +38,7 @@ export async function startLedgerLoops(deps: AppDeps, log: FastifyBaseLogger): P
     if (cut) bus.publish(LEDGER_TOPIC, 'ledger.checkpoint', checkpointView(cut));
   };
 
+  const drainer = backlogDrainer(db);
   const sequencer = startLeaderLoop(db, {
     name: 'ledger-sequencer',
     lockKey: LEDGER_LOCK_KEYS.sequencer,
@@ -46,11 +47,8 @@ export async function startLedgerLoops(deps: AppDeps, log: FastifyBaseLogger): P
     async tick() {
       // Most ticks find nothing: one cheap read instead of an empty transaction.
       if (!(await hasQueuedLeaves(db))) return;
-      // Drain a backlog in consecutive batches, then yield to the next tick.
-      for (let i = 0; i < 20; i++) {
-        const { appended } = await sequenceBatch(db);
-        if (appended < SEQUENCE_BATCH) break;
-      }
+      // Drain a backlog in consecutive batches (smaller after one fails), then yield to the next tick.
+      await drainer.drain();
     },
   });
   const checkpointer = startLeaderLoop(db, {

@@ -63,3 +63,44 @@ export async function sequenceAll(db: Db, opts: { limit?: number; maxBatches?: n
   }
   return { appended, size };
 }
+
+/** Successful batches in a row before a shrunken batch size doubles again. */
+const GROW_AFTER = 10;
+
+/**
+ * The sequencer loop's drain: up to `maxBatches` consecutive batches per call. A batch that
+ * fails makes the next one half as large (down to one leaf), and the size grows back after
+ * GROW_AFTER successes in a row. A batch that cannot finish at full size (a statement
+ * timeout under a backlog or a plan nobody foresaw) would otherwise be retried at that
+ * size for ever while the log stood still; once, in the queue bench, the move ran into
+ * the 30-s statement timeout on every attempt for minutes.
+ */
+export function backlogDrainer(db: Db, maxBatches = 20): { drain(): Promise<number>; batchLimit(): number } {
+  let limit = SEQUENCE_BATCH;
+  let successes = 0;
+  return {
+    batchLimit: () => limit,
+    async drain() {
+      let appended = 0;
+      for (let i = 0; i < maxBatches; i++) {
+        const asked = limit;
+        let result: SequenceResult;
+        try {
+          result = await sequenceBatch(db, asked);
+        } catch (error) {
+          limit = Math.max(1, Math.floor(asked / 2));
+          successes = 0;
+          throw error;
+        }
+        appended += result.appended;
+        successes += 1;
+        if (limit < SEQUENCE_BATCH && successes >= GROW_AFTER) {
+          limit = Math.min(SEQUENCE_BATCH, limit * 2);
+          successes = 0;
+        }
+        if (result.appended < asked) break;
+      }
+      return appended;
+    },
+  };
+}
