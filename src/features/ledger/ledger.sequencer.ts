@@ -52,36 +52,33 @@ export async function sequenceBatch(db: Db, limit = SEQUENCE_BATCH): Promise<Seq
 }
 
 /** Sequences until the queue is empty (or `maxBatches` ran); returns leaves appended. */
-export async function sequenceAll(db: Db, opts: { limit?: number; maxBatches?: number } = {}): Promise<SequenceResult> {
-  let appended = 0;
-  let size = 0;
-  for (let i = 0; i < (opts.maxBatches ?? Number.POSITIVE_INFINITY); i++) {
-    const r = await sequenceBatch(db, opts.limit);
-    appended += r.appended;
-    size = r.size;
-    if (r.appended < (opts.limit ?? SEQUENCE_BATCH)) break;
-  }
-  return { appended, size };
+export function sequenceAll(db: Db, opts: { limit?: number; maxBatches?: number } = {}): Promise<SequenceResult> {
+  return backlogDrainer(db, { limit: opts.limit, maxBatches: opts.maxBatches ?? Number.POSITIVE_INFINITY }).drain();
 }
 
 /** Successful batches in a row before a shrunken batch size doubles again. */
 const GROW_AFTER = 10;
 
 /**
- * The sequencer loop's drain: up to `maxBatches` consecutive batches per call. A batch that
- * fails makes the next one half as large (down to one leaf), and the size grows back after
+ * Drains the queue in consecutive batches of up to `limit` leaves, at most `maxBatches`
+ * per call (the sequencer loop's tick; `sequenceAll`). A batch that fails makes the next
+ * one half as large (down to one leaf), and the size grows back toward `limit` after
  * GROW_AFTER successes in a row. A batch that cannot finish at full size (a statement
  * timeout under a backlog or a plan nobody foresaw) would otherwise be retried at that
  * size for ever while the log stood still; once, in the queue bench, the move ran into
  * the 30-s statement timeout on every attempt for minutes.
  */
-export function backlogDrainer(db: Db, maxBatches = 20): { drain(): Promise<number>; batchLimit(): number } {
-  let limit = SEQUENCE_BATCH;
+export function backlogDrainer(
+  db: Db,
+  { limit: fullLimit = SEQUENCE_BATCH, maxBatches = 20 }: { limit?: number; maxBatches?: number } = {},
+): { drain(): Promise<SequenceResult>; batchLimit(): number } {
+  let limit = fullLimit;
   let successes = 0;
   return {
     batchLimit: () => limit,
     async drain() {
       let appended = 0;
+      let size = 0;
       for (let i = 0; i < maxBatches; i++) {
         const asked = limit;
         let result: SequenceResult;
@@ -93,14 +90,15 @@ export function backlogDrainer(db: Db, maxBatches = 20): { drain(): Promise<numb
           throw error;
         }
         appended += result.appended;
+        size = result.size;
         successes += 1;
-        if (limit < SEQUENCE_BATCH && successes >= GROW_AFTER) {
-          limit = Math.min(SEQUENCE_BATCH, limit * 2);
+        if (limit < fullLimit && successes >= GROW_AFTER) {
+          limit = Math.min(fullLimit, limit * 2);
           successes = 0;
         }
         if (result.appended < asked) break;
       }
-      return appended;
+      return { appended, size };
     },
   };
 }
